@@ -1,0 +1,1 @@
+"""Pipeline files shipped with rsproxy: default.yaml and examples."""

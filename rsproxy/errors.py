@@ -1,0 +1,99 @@
+"""Every error rsproxy raises on purpose, in one tree.
+
+Each error carries a message a person (or an agent) can act on: what was wrong, where, and what
+would be valid. Code that catches errors catches these classes, never bare strings.
+
+    RsproxyError                     base of everything below; the CLI prints it and exits 1
+    ├── ConfigError                  a bad command-line value or environment setting
+    │   └── TargetError              --target is not a port, HOST:PORT or http(s) URL
+    ├── PipelineError                a pipeline file cannot be used
+    │   ├── PipelineLoadError        the file is missing, unreadable or not YAML
+    │   ├── PipelineValidationError  one or more located problems (all of them, never just the first)
+    │   └── StageRegistryError       a stage name registered twice, or a broken entry point
+    ├── StoreError                   the DuckDB store cannot be opened or queried
+    │   └── NoStoreError             the project has no store yet
+    ├── DaemonError                  the daemon cannot be started, reached or stopped
+    │   ├── AlreadyRunningError      a live daemon already serves this project
+    │   ├── NotRunningError          no daemon runs for this project
+    │   └── PortError                no port could be bound
+    └── ProbeMessageError            a message from a page failed validation (counted, never fatal)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RsproxyError(Exception):
+    """Base class: the message is meant for the user as it stands."""
+
+
+class ConfigError(RsproxyError):
+    """A command-line option or environment variable has a value rsproxy cannot use."""
+
+
+class TargetError(ConfigError):
+    """The --target value is not a port, HOST:PORT, or http(s) URL."""
+
+
+class PipelineError(RsproxyError):
+    """A pipeline file cannot be loaded or used."""
+
+
+class PipelineLoadError(PipelineError):
+    """The pipeline file is missing, unreadable, or not valid YAML."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a pipeline file: ``where`` is e.g. ``stages[2] (detect)``."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class PipelineValidationError(PipelineError):
+    """The pipeline file parsed but is not valid; ``problems`` lists every problem found."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        count = len(problems)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{source}: {count} {noun}:\n{lines}")
+
+
+class StageRegistryError(PipelineError):
+    """A stage name is registered twice, or a third-party entry point fails to load."""
+
+
+class StoreError(RsproxyError):
+    """The DuckDB store cannot be opened or queried."""
+
+
+class NoStoreError(StoreError):
+    """The project has never captured anything, so there is no store to read."""
+
+
+class DaemonError(RsproxyError):
+    """The daemon cannot be started, reached or stopped."""
+
+
+class AlreadyRunningError(DaemonError):
+    """A live daemon already serves this project."""
+
+
+class NotRunningError(DaemonError):
+    """No daemon is running for this project."""
+
+
+class PortError(DaemonError):
+    """No port could be bound for the proxy or the local API."""
+
+
+class ProbeMessageError(RsproxyError):
+    """A message from a page's probe failed validation; it is counted and dropped."""

@@ -1,0 +1,1 @@
+"""The pipeline: stage model, registry, file validation, engine, worker thread and hot reload."""

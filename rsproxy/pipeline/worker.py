@@ -1,0 +1,151 @@
+"""The pipeline worker: a bounded queue drained by one thread that runs the pipeline in batches.
+
+The proxy's event loop only ever calls ``submit``, which never blocks: when the queue is full the
+event is counted as dropped (the count shows in ``rsproxy status`` and the MCP session info) and
+traffic goes on. The worker gathers events for at most ``batch_window`` seconds (or
+``batch_size`` events), runs them through the pipeline and, since ``persist`` is a stage, writes
+them to the store: a killed daemon loses at most one batch window. The worker is the store's only
+writer. A new pipeline (hot reload) is swapped in between two batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from rsproxy.events import Event
+from rsproxy.pipeline.engine import Pipeline
+
+log = logging.getLogger("rsproxy.worker")
+
+
+class PipelineWorker:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        maxsize: int = 100_000,
+        batch_size: int = 5_000,
+        batch_window: float = 0.1,
+    ) -> None:
+        self._queue: queue.Queue[Event] = queue.Queue(maxsize=maxsize)
+        self._pipeline = pipeline
+        self._next_pipeline: Pipeline | None = None
+        self._batch_size = batch_size
+        self._batch_window = batch_window
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rsproxy-pipeline", daemon=True)
+        self._drop_lock = threading.Lock()
+        self.dropped = 0
+        self.processed = 0
+        self.batches = 0
+        self.last_batch_ms: float | None = None
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._next_pipeline or self._pipeline
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, event: Event) -> bool:
+        """Queue an event without ever blocking; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(event)
+            return True
+        except queue.Full:
+            with self._drop_lock:
+                self.dropped += 1
+            return False
+
+    def swap(self, pipeline: Pipeline) -> None:
+        """Use ``pipeline`` from the next batch on; the old one is flushed and closed by the worker."""
+        self._next_pipeline = pipeline
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Process everything queued, flush and close the pipeline, and end the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        else:
+            self._drain_now()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "queued": self._queue.qsize(),
+            "capacity": self._queue.maxsize,
+            "dropped": self.dropped,
+            "processed": self.processed,
+            "batches": self.batches,
+            "last_batch_ms": self.last_batch_ms,
+            "stages": self.pipeline.stats(),
+        }
+
+    # ---- the thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._gather()
+            self._apply_swap()
+            if batch:
+                self._run_batch(batch)
+            else:
+                self._pipeline.flush()
+        self._drain_now()
+
+    def _drain_now(self) -> None:
+        self._apply_swap()
+        while True:
+            batch = self._take(self._batch_size)
+            if not batch:
+                break
+            self._run_batch(batch)
+        self._pipeline.close()
+
+    def _gather(self) -> list[Event]:
+        try:
+            first = self._queue.get(timeout=0.25)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._batch_window
+        while len(batch) < self._batch_size:
+            batch.extend(self._take(self._batch_size - len(batch)))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or len(batch) >= self._batch_size or self._stop.is_set():
+                break
+            try:
+                batch.append(self._queue.get(timeout=min(remaining, 0.02)))
+            except queue.Empty:
+                continue
+        return batch
+
+    def _take(self, n: int) -> list[Event]:
+        out: list[Event] = []
+        get = self._queue.get_nowait
+        try:
+            while len(out) < n:
+                out.append(get())
+        except queue.Empty:
+            pass
+        return out
+
+    def _run_batch(self, batch: list[Event]) -> None:
+        try:
+            self._pipeline.run(batch)
+        except Exception:  # the engine isolates stages; this is a last line of defence
+            log.exception("pipeline failed on a batch of %d events", len(batch))
+        self.processed += len(batch)
+        self.batches += 1
+        self.last_batch_ms = time.time() * 1000
+
+    def _apply_swap(self) -> None:
+        nxt = self._next_pipeline
+        if nxt is not None and nxt is not self._pipeline:
+            old, self._pipeline = self._pipeline, nxt
+            self._next_pipeline = None
+            old.close()
+            log.info("pipeline reloaded: %s", ", ".join(nxt.stage_ids))

@@ -1,0 +1,238 @@
+"""The ``redact`` stage: secrets are replaced before anything is stored, exported or answered.
+
+Where secrets hide in what rsproxy sees, and what this stage does there:
+
+* headers named in ``headers``, or whose name contains one of ``body_keys`` (``X-Auth-Token``):
+  the value is replaced, keeping what is useful and harmless: the auth scheme (``Bearer
+  [REDACTED]``) and cookie names and attributes (``sid=[REDACTED]; Path=/; HttpOnly``);
+* query parameters named in ``query_params``, in every URL the event carries (the request URL, the
+  ``Referer`` and ``Location`` headers, a page view's URL and referrer);
+* JSON bodies, at any depth, under any key that contains one of ``body_keys``; urlencoded and
+  multipart form fields likewise. A body cut short by the capture cap is not valid JSON, so
+  it is scrubbed with a pattern instead of parsed: a secret never survives by being truncated.
+
+Names match case-insensitively and ignore ``-`` and ``_``, and a key matches when it contains a
+configured name (``newPassword`` matches ``password``): redacting a harmless field is better than
+storing a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+from pydantic import Field
+
+from rsproxy.events import Event
+from rsproxy.pipeline.stage import Stage, StageConfig
+
+DEFAULT_HEADERS = ["authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization"]
+DEFAULT_BODY_KEYS = ["password", "token", "secret", "api_key", "access_token", "refresh_token"]
+DEFAULT_QUERY_PARAMS = [
+    "token", "access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "secret",
+    "password", "signature", "sig", "code", "auth",
+]
+_URL_HEADERS = frozenset({"referer", "location", "content-location"})
+_URL_FIELDS = ("url", "referrer", "href", "source")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+class RedactConfig(StageConfig):
+    headers: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_HEADERS),
+        description="Header names whose values are always redacted (case-insensitive).",
+    )
+    body_keys: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BODY_KEYS),
+        description="Secret key names: JSON keys, form fields and header names containing one of these.",
+    )
+    query_params: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_QUERY_PARAMS),
+        description="Query parameter names whose values are redacted in every URL (exact, normalised).",
+    )
+    replacement: str = Field(default="[REDACTED]", min_length=1)
+
+
+class Redact(Stage[RedactConfig]):
+    """Replace secrets in headers, cookies, URLs, query parameters and JSON/form bodies."""
+
+    name = "redact"
+    config_model = RedactConfig
+    example = """
+- type: redact
+  headers: [authorization, cookie, set-cookie, x-api-key, proxy-authorization]
+  body_keys: [password, token, secret, api_key, access_token, refresh_token]
+  query_params: [token, api_key, key, signature]
+"""
+
+    def __init__(self, config: RedactConfig, context: Any) -> None:
+        super().__init__(config, context)
+        self._mask = config.replacement
+        self._headers = frozenset(h.lower() for h in config.headers)
+        self._words = tuple(sorted({_norm(k) for k in config.body_keys if _norm(k)}))
+        self._params = frozenset(_norm(p) for p in config.query_params)
+        alternatives = "|".join(
+            # each word may be written with - or _ between any of its letters (api_key, apiKey)
+            "[-_]?".join(re.escape(ch) for ch in word) for word in self._words
+        )
+        key = rf'"(?:[^"\\]|\\.)*?(?:{alternatives})(?:[^"\\]|\\.)*"' if alternatives else r"(?!)"
+        # "key": "value" / "key": 123 / "key": true, inside JSON that could not be parsed
+        self._json_pair = re.compile(
+            rf'({key}\s*:\s*)("(?:[^"\\]|\\.)*("|$)|[-\w.+]+)', re.IGNORECASE
+        )
+
+    # ---- matching -------------------------------------------------------------------------------
+
+    def _secret_key(self, key: str) -> bool:
+        normal = _norm(key)
+        return any(word in normal for word in self._words)
+
+    def _secret_header(self, name: str) -> bool:
+        lower = name.lower()
+        return lower in self._headers or self._secret_key(lower)
+
+    # ---- events ---------------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> Event:
+        data = event.data
+        if event.kind == "http":
+            self._redact_http(data)
+        elif event.kind == "ws_message":
+            if isinstance(data.get("text"), str):
+                data["text"] = self._redact_body(data["text"], "application/json")
+            self._redact_url_fields(data)
+        else:
+            event.data = self._redact_tree(data)
+        return event
+
+    def _redact_http(self, data: dict[str, Any]) -> None:
+        if "url" in data:
+            data["url"] = self.redact_url(data["url"])
+        if data.get("query"):
+            data["query"] = self._redact_query(data["query"])
+        for side in ("request", "response"):
+            headers = data.get(f"{side}_headers")
+            if headers:
+                data[f"{side}_headers"] = [self._redact_header(n, v) for n, v in headers]
+            body = data.get(f"{side}_body")
+            if body and data.get(f"{side}_body_encoding", "text") == "text":
+                data[f"{side}_body"] = self._redact_body(body, data.get(f"{side}_content_type"))
+
+    def _redact_url_fields(self, data: dict[str, Any]) -> None:
+        for field in _URL_FIELDS:
+            value = data.get(field)
+            if isinstance(value, str) and "?" in value:
+                data[field] = self.redact_url(value)
+
+    def _redact_tree(self, value: Any, key: str | None = None) -> Any:
+        """Payloads of other kinds: secret keys at any depth, and query strings of URL fields."""
+        if isinstance(value, dict):
+            return {
+                k: (self._mask if self._secret_key(str(k)) and v is not None else self._redact_tree(v, str(k)))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._redact_tree(v, key) for v in value]
+        if isinstance(value, str) and key in _URL_FIELDS and "?" in value:
+            return self.redact_url(value)
+        return value
+
+    # ---- headers ----------------------------------------------------------------------------------
+
+    def _redact_header(self, name: str, value: str) -> tuple[str, str]:
+        lower = name.lower()
+        if lower == "cookie":
+            return name, "; ".join(self._mask_pair(p) for p in value.split(";") if p.strip())
+        if lower == "set-cookie":
+            first, _, attributes = value.partition(";")
+            return name, self._mask_pair(first) + (f";{attributes}" if attributes else "")
+        if self._secret_header(lower):
+            scheme, sep, _ = value.strip().partition(" ")
+            if sep and lower in ("authorization", "proxy-authorization") and scheme.isalpha():
+                return name, f"{scheme} {self._mask}"
+            return name, self._mask
+        if lower in _URL_HEADERS:
+            return name, self.redact_url(value)
+        return name, value
+
+    def _mask_pair(self, pair: str) -> str:
+        cookie_name, sep, _ = pair.strip().partition("=")
+        return f"{cookie_name}={self._mask}" if sep else self._mask
+
+    # ---- URLs -------------------------------------------------------------------------------------
+
+    def redact_url(self, url: str) -> str:
+        if "?" not in url:
+            return url
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return self._redact_query(url)
+        if not parts.query:
+            return url
+        return urlunsplit(parts._replace(query=self._redact_query(parts.query)))
+
+    def _redact_query(self, query: str) -> str:
+        out = []
+        for piece in query.split("&"):
+            name, sep, _ = piece.partition("=")
+            if sep and _norm(_unquote(name)) in self._params:
+                out.append(f"{name}={quote(self._mask)}")
+            else:
+                out.append(piece)
+        return "&".join(out)
+
+    # ---- bodies -----------------------------------------------------------------------------------
+
+    def _redact_body(self, body: str, content_type: str | None) -> str:
+        squeezed = body.lower().replace("_", "").replace("-", "")
+        if not any(word in squeezed for word in self._words):
+            return body  # the common case: nothing that could be a secret key
+        ctype = (content_type or "").lower()
+        if "x-www-form-urlencoded" in ctype:
+            return self._redact_form(body)
+        if "multipart/form-data" in ctype:
+            return self._redact_multipart(body)
+        stripped = body.lstrip()
+        if stripped[:1] in ("{", "[") or "json" in ctype:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                return self._json_pair.sub(lambda m: m.group(1) + json.dumps(self._mask), body)
+            return json.dumps(self._redact_tree(parsed), ensure_ascii=False)
+        if "=" in body and "&" in body or ctype.startswith("text/plain") and "=" in body:
+            return self._redact_form(body)
+        return body
+
+    def _redact_form(self, body: str) -> str:
+        out = []
+        for piece in body.split("&"):
+            name, sep, _ = piece.partition("=")
+            if sep and self._secret_key(_unquote(name)):
+                out.append(f"{name}={quote(self._mask)}")
+            else:
+                out.append(piece)
+        return "&".join(out)
+
+    def _redact_multipart(self, body: str) -> str:
+        # Each part: headers naming the field, a blank line, the value up to the next boundary.
+        pattern = re.compile(
+            r'(Content-Disposition:[^\r\n]*\bname="([^"]*)"[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)(.*?)(?=\r?\n--)',
+            re.IGNORECASE | re.DOTALL,
+        )
+        return pattern.sub(
+            lambda m: m.group(1) + (self._mask if self._secret_key(m.group(2)) else m.group(3)), body
+        )
+
+
+def _unquote(text: str) -> str:
+    pairs: Iterable[tuple[str, str]] = parse_qsl(f"{text}=", keep_blank_values=True)
+    for name, _ in pairs:
+        return name
+    return text

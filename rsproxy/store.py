@@ -1,0 +1,370 @@
+"""The project's DuckDB store: schema, batched writes, and the reads the API and CLI share.
+
+Layout (DESIGN §6): every event has a row in ``events`` (its envelope, plus its payload as JSON
+for kinds without a table of their own); the hot kinds also have a typed table (``http``,
+``console``) whose columns an agent can query directly. A payload key without a column lands in
+the typed table's ``extra`` JSON column, so nothing a stage adds is lost. ``sessions`` tags each
+capture with its build; ``dead_letters`` keeps events a stage failed on when its ``on_error`` asks.
+
+Writes come from one thread only (the pipeline worker); rows go in column-wise through
+``unnest`` of list parameters, one statement per table per batch, which is many times faster
+than ``executemany``. Readers use cursors of the same database instance (in the daemon) or a
+read-only connection (everywhere else).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from rsproxy.errors import NoStoreError, StoreError
+from rsproxy.events import Event
+
+STORE_VERSION = 1
+
+_ENVELOPE = ("id", "ts", "session_id", "page_id", "source", "kind", "schema_version")
+_ENVELOPE_TYPES = ("VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # a DuckDB type; JSON columns take Python values and are serialised on write
+
+    @property
+    def is_json(self) -> bool:
+        return self.type == "JSON"
+
+
+@dataclass(frozen=True)
+class TypedTable:
+    """A table for one or more hot kinds: the envelope, the payload's columns, and ``extra``."""
+
+    name: str
+    kinds: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.columns)
+
+
+def _cols(spec: str) -> tuple[Column, ...]:
+    return tuple(Column(*item.split(":")) for item in spec.split())
+
+
+HTTP_TABLE = TypedTable(
+    "http",
+    ("http",),
+    _cols(
+        "method:VARCHAR url:VARCHAR scheme:VARCHAR host:VARCHAR port:INTEGER path:VARCHAR "
+        "query:VARCHAR path_template:VARCHAR http_version:VARCHAR status:INTEGER reason:VARCHAR "
+        "error:VARCHAR request_headers:JSON response_headers:JSON request_content_type:VARCHAR "
+        "response_content_type:VARCHAR request_size:BIGINT response_size:BIGINT "
+        "request_body:VARCHAR request_body_encoding:VARCHAR request_body_truncated:BOOLEAN "
+        "response_body:VARCHAR response_body_encoding:VARCHAR response_body_truncated:BOOLEAN "
+        "response_body_omitted:VARCHAR streamed:BOOLEAN websocket:BOOLEAN auth:VARCHAR "
+        "timings:JSON started_ms:DOUBLE"
+    ),
+)
+
+CONSOLE_TABLE = TypedTable(
+    "console",
+    ("console", "error"),
+    _cols(
+        "level:VARCHAR type:VARCHAR message:VARCHAR args:JSON stack:VARCHAR "
+        "source:VARCHAR line:INTEGER column:INTEGER"
+    ),
+)
+
+TYPED_TABLES: tuple[TypedTable, ...] = (HTTP_TABLE, CONSOLE_TABLE)
+TABLE_FOR_KIND: dict[str, TypedTable] = {k: t for t in TYPED_TABLES for k in t.kinds}
+
+# "source" is both an envelope field and an error payload field; in the console table the
+# payload's is stored as "error_source" so the two never collide.
+_RENAMED = {("console", "source"): "error_source", ("console", "column"): "col"}
+
+
+def _column_sql_name(table: TypedTable, column: str) -> str:
+    return _RENAMED.get((table.name, column), column)
+
+
+def _schema_sql() -> list[str]:
+    envelope = ", ".join(f"{n} {t}" for n, t in zip(_ENVELOPE, _ENVELOPE_TYPES, strict=True))
+    statements = [
+        "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        """CREATE TABLE IF NOT EXISTS sessions (
+            id VARCHAR PRIMARY KEY, project VARCHAR, source VARCHAR, target VARCHAR,
+            started_ms DOUBLE, ended_ms DOUBLE, git_commit VARCHAR, git_branch VARCHAR,
+            git_dirty BOOLEAN, pipeline VARCHAR, meta JSON)""",
+        f"CREATE TABLE IF NOT EXISTS events ({envelope}, data JSON)",
+        """CREATE TABLE IF NOT EXISTS dead_letters (
+            ts DOUBLE, session_id VARCHAR, stage VARCHAR, error VARCHAR, event JSON)""",
+    ]
+    for table in TYPED_TABLES:
+        cols = ", ".join(f'"{_column_sql_name(table, c.name)}" {c.type}' for c in table.columns)
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({envelope}, {cols}, extra JSON)")
+    return statements
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _insert_sql(table: str, types: Sequence[str]) -> str:
+    unnests = ", ".join(f"unnest(${i + 1}::{t}[])" for i, t in enumerate(types))
+    return f"INSERT INTO {table} SELECT {unnests}"
+
+
+@dataclass
+class SessionInfo:
+    id: str
+    project: str
+    source: str
+    target: str | None
+    started_ms: float
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool | None = None
+    pipeline: str | None = None
+    meta: dict[str, Any] | None = None
+    ended_ms: float | None = None
+
+
+class Store:
+    """One DuckDB file. ``Store.open`` for the writer; ``Store.open_readonly`` for everyone else."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path, *, readonly: bool) -> None:
+        self._conn = conn
+        self.path = path
+        self.readonly = readonly
+        self._local = threading.local()
+        self._insert_sql = self._prepare_inserts()
+
+    # ---- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open the store {path}: {exc}. Another rsproxy process may hold it; "
+                "stop it with `rsproxy stop`, or query through it instead."
+            ) from exc
+        for statement in _schema_sql():
+            conn.execute(statement)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)]
+        )
+        return cls(conn, path, readonly=False)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Store:
+        if not path.exists():
+            raise NoStoreError(
+                f"no store at {path}: nothing has been captured for this project yet. "
+                "Run `rsproxy start` (or `rsproxy replay FILE.har`) first."
+            )
+        try:
+            conn = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the store {path} read-only: {exc}") from exc
+        return cls(conn, path, readonly=True)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection for the calling thread (DuckDB connections are not shared across threads)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self._conn.cursor()
+        return cur
+
+    # ---- writing (pipeline worker thread only) ------------------------------------------------
+
+    def _prepare_inserts(self) -> dict[str, str]:
+        sql = {"events": _insert_sql("events", (*_ENVELOPE_TYPES, "VARCHAR"))}
+        for table in TYPED_TABLES:
+            types = [*_ENVELOPE_TYPES]
+            types += ["VARCHAR" if c.is_json else c.type for c in table.columns]
+            sql[table.name] = _insert_sql(table.name, [*types, "VARCHAR"])
+        return sql
+
+    def write_events(self, events: Sequence[Event]) -> None:
+        """Insert a batch in one transaction: every envelope, and typed rows for hot kinds."""
+        if not events:
+            return
+        by_table: dict[str, list[Event]] = {}
+        for event in events:
+            table = TABLE_FOR_KIND.get(event.kind)
+            if table is not None:
+                by_table.setdefault(table.name, []).append(event)
+        conn = self._conn
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(self._insert_sql["events"], self._envelope_columns(events, with_data=True))
+            for table in TYPED_TABLES:
+                rows = by_table.get(table.name)
+                if rows:
+                    conn.execute(self._insert_sql[table.name], self._typed_columns(table, rows))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _envelope_columns(events: Sequence[Event], *, with_data: bool) -> list[list[Any]]:
+        columns: list[list[Any]] = [
+            [e.id for e in events],
+            [e.ts for e in events],
+            [e.session_id for e in events],
+            [e.page_id for e in events],
+            [e.source for e in events],
+            [e.kind for e in events],
+            [e.schema_version for e in events],
+        ]
+        if with_data:
+            # Typed kinds keep their payload in their own table; the envelope row points there.
+            columns.append([None if e.kind in TABLE_FOR_KIND else _dumps(e.data) for e in events])
+        return columns
+
+    def _typed_columns(self, table: TypedTable, events: Sequence[Event]) -> list[list[Any]]:
+        columns = self._envelope_columns(events, with_data=False)
+        for column in table.columns:
+            name = column.name
+            if column.is_json:
+                columns.append([_dumps(e.data.get(name)) for e in events])
+            else:
+                columns.append([e.data.get(name) for e in events])
+        known = table.column_names
+        extras = []
+        for e in events:
+            rest = {k: v for k, v in e.data.items() if k not in known}
+            extras.append(_dumps(rest) if rest else None)
+        columns.append(extras)
+        return columns
+
+    def write_dead_letters(self, rows: Iterable[tuple[float, str, str, str, Event]]) -> None:
+        rows = list(rows)
+        if rows:
+            self._conn.executemany(
+                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?)",
+                [(ts, sid, stage, err, _dumps(ev.to_dict())) for ts, sid, stage, err, ev in rows],
+            )
+
+    def start_session(self, info: SessionInfo) -> None:
+        self._conn.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                info.id, info.project, info.source, info.target, info.started_ms, None,
+                info.git_commit, info.git_branch, info.git_dirty, info.pipeline,
+                _dumps(info.meta or {}),
+            ],
+        )
+
+    def end_session(self, session_id: str, ended_ms: float) -> None:
+        self._conn.execute("UPDATE sessions SET ended_ms = ? WHERE id = ?", [ended_ms, session_id])
+
+    def checkpoint(self) -> None:
+        self._conn.execute("CHECKPOINT")
+
+    # ---- reading (any thread) -----------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            cur = self.cursor().execute(sql, list(params))
+            names = [d[0] for d in cur.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        except duckdb.Error as exc:
+            raise StoreError(f"store query failed: {exc}") from exc
+
+    def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.query(
+            """SELECT s.*, (SELECT count(*) FROM events e WHERE e.session_id = s.id) AS events
+               FROM sessions s ORDER BY started_ms DESC LIMIT ?""",
+            [limit],
+        )
+        for row in rows:
+            row["meta"] = json.loads(row["meta"]) if row.get("meta") else {}
+        return rows
+
+    def latest_session_id(self) -> str | None:
+        rows = self.query("SELECT id FROM sessions ORDER BY started_ms DESC LIMIT 1")
+        return rows[0]["id"] if rows else None
+
+    def events(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        session_id: str | None = None,
+        since_ms: float | None = None,
+        limit: int = 100,
+        before_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Events newest first, each as a full envelope with its payload under ``data``."""
+        where, params = [], []
+        if kinds:
+            where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
+            params.extend(kinds)
+        if session_id:
+            where.append("session_id = ?")
+            params.append(session_id)
+        if since_ms is not None:
+            where.append("ts >= ?")
+            params.append(since_ms)
+        if before_id:
+            where.append("id < ?")
+            params.append(before_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        envelopes = self.query(
+            f"SELECT * FROM events {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+        self._attach_payloads(envelopes)
+        return envelopes
+
+    def _attach_payloads(self, envelopes: list[dict[str, Any]]) -> None:
+        wanted: dict[str, list[str]] = {}
+        for env in envelopes:
+            table = TABLE_FOR_KIND.get(env["kind"])
+            if table is None:
+                raw = env.pop("data")
+                env["data"] = json.loads(raw) if raw else {}
+            else:
+                env.pop("data", None)
+                wanted.setdefault(table.name, []).append(env["id"])
+        payloads: dict[str, dict[str, Any]] = {}
+        for table in TYPED_TABLES:
+            ids = wanted.get(table.name)
+            if ids:
+                for row in self.query(f"SELECT * FROM {table.name} WHERE id IN (SELECT unnest(?))", [ids]):
+                    payloads[row["id"]] = self.payload_from_row(table, row)
+        for env in envelopes:
+            if env["id"] in payloads:
+                env["data"] = payloads[env["id"]]
+
+    @staticmethod
+    def payload_from_row(table: TypedTable, row: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for column in table.columns:
+            value = row.get(_column_sql_name(table, column.name))
+            if column.is_json and isinstance(value, str):
+                value = json.loads(value)
+            if value is not None:
+                data[column.name] = value
+        if row.get("extra"):
+            data.update(json.loads(row["extra"]))
+        return data
+
+    def counts(self, session_id: str | None = None) -> dict[str, int]:
+        clause, params = ("WHERE session_id = ?", [session_id]) if session_id else ("", [])
+        rows = self.query(f"SELECT kind, count(*) AS n FROM events {clause} GROUP BY kind", params)
+        return {r["kind"]: r["n"] for r in rows}
