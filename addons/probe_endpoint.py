@@ -9,6 +9,8 @@ probe socket (which can run code in the page) or post fake events.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from mitmproxy import http
 
 from rsproxy.api import INTERNAL_HEADER, PROBE_PREFIX
@@ -16,6 +18,7 @@ from rsproxy.api import INTERNAL_HEADER, PROBE_PREFIX
 from .lifecycle import Lifecycle
 
 INTERNAL = "rsproxy.internal"
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def is_internal(flow: http.HTTPFlow) -> bool:
@@ -37,7 +40,7 @@ class ProbeEndpoint:
             flow.response = http.Response.make(503, b"rsproxy is starting", {"Retry-After": "1"})
             return
         origin = request.headers.get("Origin")
-        if origin is not None and origin != own_origin(request):
+        if origin is not None and not trusted_origin(origin, flow):
             flow.response = http.Response.make(
                 403,
                 f"rsproxy: cross-origin request from {origin} refused".encode(),
@@ -52,8 +55,21 @@ class ProbeEndpoint:
         request.headers[INTERNAL_HEADER] = runtime.token
 
 
-def own_origin(request: http.Request) -> str:
-    """The origin the browser addressed: the proxy's, from the Host header it sent."""
-    host = request.host_header or f"{request.host}:{request.port}"
-    scheme = "https" if request.scheme == "https" else "http"
-    return f"{scheme}://{host}"
+def trusted_origin(origin: str, flow: http.HTTPFlow) -> bool:
+    """Is ``origin`` a page served by this proxy?
+
+    The Host header cannot tell (in reverse mode mitmproxy may already have rewritten it to the
+    target's), so the test is on what the browser connected to: the origin's port must be the
+    proxy's listening port, and its host a loopback name or the address the proxy listens on. A
+    DNS-rebinding page (``http://evil.example:8080`` resolving to 127.0.0.1) fails the host test.
+    """
+    try:
+        parts = urlsplit(origin)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return False
+    sockname = flow.client_conn.sockname
+    if not sockname or port != sockname[1]:
+        return False
+    host = (parts.hostname or "").lower()
+    return host in _LOOPBACK_NAMES or host.endswith(".localhost") or host == str(sockname[0])

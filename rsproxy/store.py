@@ -326,7 +326,7 @@ class Store:
             params.append(before_id)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         envelopes = self.query(
-            f"SELECT * FROM events {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
+            f"SELECT * FROM events {clause} ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit]
         )
         self._attach_payloads(envelopes)
         return envelopes

@@ -7,8 +7,9 @@ Where secrets hide in what rsproxy sees, and what this stage does there:
   [REDACTED]``) and cookie names and attributes (``sid=[REDACTED]; Path=/; HttpOnly``);
 * query parameters named in ``query_params``, in every URL the event carries (the request URL, the
   ``Referer`` and ``Location`` headers, a page view's URL and referrer);
-* JSON bodies, at any depth, under any key that contains one of ``body_keys``; urlencoded and
-  multipart form fields likewise. A body cut short by the capture cap is not valid JSON, so
+* JSON bodies, at any depth, under any key that contains one of ``body_keys`` or is one of the
+  ``headers`` (a body that reflects request headers holds them as keys), and inside string values
+  that are themselves JSON or forms; urlencoded and multipart form fields likewise. A body cut short by the capture cap is not valid JSON, so
   it is scrubbed with a pattern instead of parsed: a secret never survives by being truncated.
 
 Names match case-insensitively and ignore ``-`` and ``_``, and a key matches when it contains a
@@ -75,11 +76,15 @@ class Redact(Stage[RedactConfig]):
         super().__init__(config, context)
         self._mask = config.replacement
         self._headers = frozenset(h.lower() for h in config.headers)
+        # A body that reflects headers (an echo endpoint, a logged request) holds them as keys.
+        self._header_keys = frozenset(_norm(h) for h in config.headers)
         self._words = tuple(sorted({_norm(k) for k in config.body_keys if _norm(k)}))
         self._params = frozenset(_norm(p) for p in config.query_params)
+        # Words whose presence in a body means it may hold a secret and must be looked at.
+        self._triggers = tuple(sorted(set(self._words) | self._header_keys))
         alternatives = "|".join(
             # each word may be written with - or _ between any of its letters (api_key, apiKey)
-            "[-_]?".join(re.escape(ch) for ch in word) for word in self._words
+            "[-_]?".join(re.escape(ch) for ch in word) for word in self._triggers
         )
         key = rf'"(?:[^"\\]|\\.)*?(?:{alternatives})(?:[^"\\]|\\.)*"' if alternatives else r"(?!)"
         # "key": "value" / "key": 123 / "key": true, inside JSON that could not be parsed
@@ -91,7 +96,7 @@ class Redact(Stage[RedactConfig]):
 
     def _secret_key(self, key: str) -> bool:
         normal = _norm(key)
-        return any(word in normal for word in self._words)
+        return normal in self._header_keys or any(word in normal for word in self._words)
 
     def _secret_header(self, name: str) -> bool:
         lower = name.lower()
@@ -139,8 +144,12 @@ class Redact(Stage[RedactConfig]):
             }
         if isinstance(value, list):
             return [self._redact_tree(v, key) for v in value]
-        if isinstance(value, str) and key in _URL_FIELDS and "?" in value:
-            return self.redact_url(value)
+        if isinstance(value, str):
+            if key in _URL_FIELDS and "?" in value:
+                return self.redact_url(value)
+            if len(value) > 8:
+                # A string may itself hold JSON or a form (a logged request body, say).
+                return self._redact_body(value, None)
         return value
 
     # ---- headers ----------------------------------------------------------------------------------
@@ -192,7 +201,7 @@ class Redact(Stage[RedactConfig]):
 
     def _redact_body(self, body: str, content_type: str | None) -> str:
         squeezed = body.lower().replace("_", "").replace("-", "")
-        if not any(word in squeezed for word in self._words):
+        if not any(word in squeezed for word in self._triggers):
             return body  # the common case: nothing that could be a secret key
         ctype = (content_type or "").lower()
         if "x-www-form-urlencoded" in ctype:
