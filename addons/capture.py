@@ -118,7 +118,10 @@ def _body(
     ctype = message.headers.get("content-type", "")
     if tee is not None:
         data[f"{side}_size"] = tee.total
-        encoded = message.headers.get("content-encoding", "identity").lower() not in ("", "identity")
+        encoded = message.headers.get("content-encoding", "identity").lower() not in (
+            "",
+            "identity",
+        )
         if encoded:
             data[f"{side}_body_omitted"] = "streamed-encoded"
             return
@@ -188,7 +191,8 @@ def timings(flow: http.HTTPFlow) -> dict[str, float | None]:
         "receive_ms": span(response.timestamp_start, response.timestamp_end) if response else None,
         "total_ms": span(
             request.timestamp_start,
-            (response.timestamp_end if response else None) or (flow.error.timestamp if flow.error else None),
+            (response.timestamp_end if response else None)
+            or (flow.error.timestamp if flow.error else None),
         ),
     }
 

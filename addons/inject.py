@@ -28,7 +28,11 @@ def wants_probe(flow: http.HTTPFlow) -> bool:
     response = flow.response
     if response is None or is_internal(flow) or response.stream:
         return False
-    if flow.request.method == "HEAD" or response.status_code in (204, 304) or response.status_code < 200:
+    if (
+        flow.request.method == "HEAD"
+        or response.status_code in (204, 304)
+        or response.status_code < 200
+    ):
         return False
     ctype = response.headers.get("content-type", "").lower()
     if "text/html" not in ctype and "application/xhtml+xml" not in ctype:

@@ -29,7 +29,10 @@ class Lifecycle:
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
-            "rsproxy_project", str, "", "rsproxy project name (default: the git root's folder name)."
+            "rsproxy_project",
+            str,
+            "",
+            "rsproxy project name (default: the git root's folder name).",
         )
         loader.add_option(
             "rsproxy_pipeline", str, "", "Pipeline YAML file (default: rsproxy's default.yaml)."

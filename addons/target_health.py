@@ -43,7 +43,7 @@ async def unreachable(host: str, port: int) -> str | None:
     """None if ``host:port`` accepts a TCP connection, else a short reason."""
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CHECK_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"no answer within {CHECK_TIMEOUT:g} s"
     except OSError as exc:
         if exc.errno == errno.ECONNREFUSED or isinstance(exc, ConnectionRefusedError):

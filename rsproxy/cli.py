@@ -35,7 +35,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-pipeline_app = typer.Typer(help="Check pipeline files and list the available stages.", no_args_is_help=True)
+pipeline_app = typer.Typer(
+    help="Check pipeline files and list the available stages.", no_args_is_help=True
+)
 app.add_typer(pipeline_app, name="pipeline")
 
 ProjectOption = Annotated[
@@ -77,7 +79,8 @@ def start(
     target: Annotated[
         str | None,
         typer.Option(
-            "--target", "-t",
+            "--target",
+            "-t",
             help="The dev server: :PORT, HOST:PORT or an http(s) URL. Without it, rsproxy "
             "serves its bundled demo app.",
         ),
@@ -86,7 +89,8 @@ def start(
         int | None, typer.Option("--port", help="Proxy port (default: 8080 or the next free one).")
     ] = None,
     pipeline: Annotated[
-        Path | None, typer.Option("--pipeline", help="Pipeline YAML file (default: the bundled one).")
+        Path | None,
+        typer.Option("--pipeline", help="Pipeline YAML file (default: the bundled one)."),
     ] = None,
     project: ProjectOption = None,
     body_limit: Annotated[
@@ -199,9 +203,13 @@ def status(project: ProjectOption = None, as_json: JsonOption = False) -> None:
         f"  events    {events['processed']} processed, {events['queued']} queued, "
         f"{events['dropped']} dropped; {info['captured_http']} HTTP exchanges"
     )
-    typer.echo(f"  pipeline  {' → '.join(pipeline['stages'])} (reloaded {pipeline['reloads']}×)")
+    typer.echo(
+        f"  pipeline  {' → '.join(pipeline['stages'])} (reloaded {pipeline['reloads']} times)"
+    )
     if pipeline["last_error"]:
-        typer.secho(f"  last pipeline edit was rejected:\n{pipeline['last_error']}", fg=typer.colors.YELLOW)
+        typer.secho(
+            f"  last pipeline edit was rejected:\n{pipeline['last_error']}", fg=typer.colors.YELLOW
+        )
     errors = {k: v["errors"] for k, v in pipeline["stage_stats"].items() if v["errors"]}
     if errors:
         typer.secho(f"  stage errors: {errors}", fg=typer.colors.YELLOW)
@@ -250,7 +258,9 @@ def requests(
 
 
 @pipeline_app.command("validate")
-def pipeline_validate(file: Annotated[Path, typer.Argument(help="The pipeline YAML file.")]) -> None:
+def pipeline_validate(
+    file: Annotated[Path, typer.Argument(help="The pipeline YAML file.")],
+) -> None:
     """Check a pipeline file and print every problem with its place."""
     from rsproxy.pipeline.spec import load_spec
 

@@ -49,7 +49,9 @@ class DaemonClient:
 
     def get(self, path: str, **params: Any) -> Any:
         try:
-            response = self._http.get(path, params={k: v for k, v in params.items() if v is not None})
+            response = self._http.get(
+                path, params={k: v for k, v in params.items() if v is not None}
+            )
         except httpx.HTTPError as exc:
             raise DaemonError(f"cannot reach the daemon at {self.state.api_url}: {exc}") from exc
         if response.status_code >= 400:
@@ -72,7 +74,11 @@ class DaemonClient:
         self, *, kinds: list[str], session: str, since_ms: float | None, limit: int
     ) -> list[dict[str, Any]]:
         answer = self.get(
-            "/api/events", kind=",".join(kinds) or None, session=session, since=since_ms, limit=limit
+            "/api/events",
+            kind=",".join(kinds) or None,
+            session=session,
+            since=since_ms,
+            limit=limit,
         )
         events: list[dict[str, Any]] = answer["events"]
         return events

@@ -18,15 +18,28 @@ from typing import Any, Literal, TypedDict
 SCHEMA_VERSION = 1
 
 Source = Literal["proxy", "probe", "replay", "tap", "agent", "scanner"]
-SOURCES: frozenset[str] = frozenset(
-    {"proxy", "probe", "replay", "tap", "agent", "scanner"}
-)
+SOURCES: frozenset[str] = frozenset({"proxy", "probe", "replay", "tap", "agent", "scanner"})
 
 KINDS: frozenset[str] = frozenset(
     {
-        "http", "console", "error", "vital", "long_task", "resource", "render", "state",
-        "dom_mutation", "tracking", "graphql", "sql", "ws_message", "process", "exec_result",
-        "custom", "issue", "page_view",
+        "http",
+        "console",
+        "error",
+        "vital",
+        "long_task",
+        "resource",
+        "render",
+        "state",
+        "dom_mutation",
+        "tracking",
+        "graphql",
+        "sql",
+        "ws_message",
+        "process",
+        "exec_result",
+        "custom",
+        "issue",
+        "page_view",
     }
 )
 

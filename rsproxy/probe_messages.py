@@ -27,8 +27,20 @@ from rsproxy.events import Event, now_ms
 # components only: a page must not be able to forge a finding or a database query.
 PROBE_KINDS = frozenset(
     {
-        "page_view", "console", "error", "vital", "long_task", "resource", "render", "state",
-        "dom_mutation", "tracking", "graphql", "ws_message", "exec_result", "custom",
+        "page_view",
+        "console",
+        "error",
+        "vital",
+        "long_task",
+        "resource",
+        "render",
+        "state",
+        "dom_mutation",
+        "tracking",
+        "graphql",
+        "ws_message",
+        "exec_result",
+        "custom",
     }
 )
 
@@ -136,7 +148,11 @@ class ProbeIngest:
         if kind not in PROBE_KINDS or not isinstance(data, dict):
             return None
         ts = item.get("ts")
-        if not isinstance(ts, (int, float)) or isinstance(ts, bool) or abs(ts - now) > _MAX_CLOCK_SKEW_MS:
+        if (
+            not isinstance(ts, (int, float))
+            or isinstance(ts, bool)
+            or abs(ts - now) > _MAX_CLOCK_SKEW_MS
+        ):
             ts = now
         return Event(
             kind=kind,
@@ -162,9 +178,7 @@ def sanitize(value: Any, depth: int = 0) -> Any:
     if depth >= MAX_DEPTH:
         return "[too deep]"
     if isinstance(value, dict):
-        return {
-            str(k)[:256]: sanitize(v, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]
-        }
+        return {str(k)[:256]: sanitize(v, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
     if isinstance(value, list):
         return [sanitize(v, depth + 1) for v in value[:MAX_ITEMS]]
     return str(value)[:MAX_STRING]

@@ -126,7 +126,7 @@ class Runtime:
         if self._watch_task is not None:
             try:
                 await asyncio.wait_for(self._watch_task, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._watch_task.cancel()
         if self._api is not None:
             await self._api.stop()

@@ -58,7 +58,10 @@ class DaemonState:
 
     def alive(self) -> bool:
         try:
-            return psutil.pid_exists(self.pid) and psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+            return (
+                psutil.pid_exists(self.pid)
+                and psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+            )
         except psutil.Error:
             return False
 

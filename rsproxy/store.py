@@ -109,7 +109,9 @@ def _schema_sql() -> list[str]:
     ]
     for table in TYPED_TABLES:
         cols = ", ".join(f'"{_column_sql_name(table, c.name)}" {c.type}' for c in table.columns)
-        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({envelope}, {cols}, extra JSON)")
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {table.name} ({envelope}, {cols}, extra JSON)"
+        )
     return statements
 
 
@@ -161,9 +163,7 @@ class Store:
             ) from exc
         for statement in _schema_sql():
             conn.execute(statement)
-        conn.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)]
-        )
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
         return cls(conn, path, readonly=False)
 
     @classmethod
@@ -265,8 +265,16 @@ class Store:
         self._conn.execute(
             "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                info.id, info.project, info.source, info.target, info.started_ms, None,
-                info.git_commit, info.git_branch, info.git_dirty, info.pipeline,
+                info.id,
+                info.project,
+                info.source,
+                info.target,
+                info.started_ms,
+                None,
+                info.git_commit,
+                info.git_branch,
+                info.git_dirty,
+                info.pipeline,
                 _dumps(info.meta or {}),
             ],
         )
@@ -311,7 +319,8 @@ class Store:
         before_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Events newest first, each as a full envelope with its payload under ``data``."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if kinds:
             where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
             params.extend(kinds)
@@ -345,7 +354,9 @@ class Store:
         for table in TYPED_TABLES:
             ids = wanted.get(table.name)
             if ids:
-                for row in self.query(f"SELECT * FROM {table.name} WHERE id IN (SELECT unnest(?))", [ids]):
+                for row in self.query(
+                    f"SELECT * FROM {table.name} WHERE id IN (SELECT unnest(?))", [ids]
+                ):
                     payloads[row["id"]] = self.payload_from_row(table, row)
         for env in envelopes:
             if env["id"] in payloads:

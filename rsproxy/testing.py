@@ -196,7 +196,9 @@ def fixture_site() -> web.Application:
 
     async def slow_events(request: web.Request) -> web.StreamResponse:
         # Server-Sent Events: the first event at once, the stream ends seconds later.
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
         count = int(request.query.get("count", "3"))
         gap = float(request.query.get("gap", "1.0"))
@@ -231,7 +233,9 @@ def fixture_site() -> web.Application:
         return ws
 
     async def page(request: web.Request) -> web.Response:
-        return web.Response(text=FIXTURE_PAGE.format(title=request.match_info["name"]), content_type="text/html")
+        return web.Response(
+            text=FIXTURE_PAGE.format(title=request.match_info["name"]), content_type="text/html"
+        )
 
     app.router.add_get("/encoded/{coding}", encoded)
     app.router.add_get("/csp/strict", strict_csp)
@@ -293,7 +297,9 @@ class DaemonProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"rsproxy start exited with {self.proc.returncode}:\n{self.output()}")
+                raise RuntimeError(
+                    f"rsproxy start exited with {self.proc.returncode}:\n{self.output()}"
+                )
             state = DaemonState.read(self.state_path)
             if state is not None and state.pid == self.proc.pid:
                 self.state = state
@@ -322,14 +328,19 @@ class DaemonProcess:
             return events
 
     def wait_for_events(
-        self, predicate: Callable[[list[dict[str, Any]]], bool], kind: str = "", timeout: float = 10.0
+        self,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        kind: str = "",
+        timeout: float = 10.0,
     ) -> list[dict[str, Any]]:
         """Poll ``/api/events`` until ``predicate(events)`` holds (the pipeline is asynchronous)."""
         deadline = time.monotonic() + timeout
         events = self.events(kind)
         while not predicate(events):
             if time.monotonic() > deadline:
-                raise AssertionError(f"events never satisfied the condition; last seen: {json.dumps(events)[:3000]}")
+                raise AssertionError(
+                    f"events never satisfied the condition; last seen: {json.dumps(events)[:3000]}"
+                )
             time.sleep(0.1)
             events = self.events(kind)
         return events
@@ -367,7 +378,11 @@ CHROMIUM_ARGS = [
 
 
 def chromium_executable() -> str | None:
-    for candidate in (os.environ.get("RSPROXY_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+    for candidate in (
+        os.environ.get("RSPROXY_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -388,7 +403,9 @@ def chromium() -> Iterator[Any]:
 
     executable = chromium_executable()
     if executable is None:
-        raise RuntimeError("Chromium not found: install Debian's `chromium` package (make setup does)")
+        raise RuntimeError(
+            "Chromium not found: install Debian's `chromium` package (make setup does)"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from rsproxy.events import Event
 from rsproxy.pipeline.spec import PipelineSpec, StageSpec
-from rsproxy.pipeline.stage import Stage, StageContext
+from rsproxy.pipeline.stage import FailureSink, Stage, StageContext
 
 log = logging.getLogger("rsproxy.pipeline")
 
@@ -88,7 +88,7 @@ class Pipeline:
                     out.append(event)
         return out
 
-    def _failure_sink(self, running: _Running):  # type: ignore[no-untyped-def]
+    def _failure_sink(self, running: _Running) -> FailureSink:
         def failed(event: Event, exc: BaseException) -> bool:
             stats = running.stats
             stats.errors += 1
@@ -97,7 +97,10 @@ class Pipeline:
             if stats.errors <= _LOGGED_FAILURES_PER_STAGE:
                 log.error(
                     "stage %s failed on %s event %s: %s",
-                    stage_id, event.kind, event.id, stats.last_error,
+                    stage_id,
+                    event.kind,
+                    event.id,
+                    stats.last_error,
                     exc_info=exc,
                 )
             policy = running.spec.config.on_error

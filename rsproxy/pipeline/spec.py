@@ -8,6 +8,7 @@ of ``load_spec`` is known good; building stages from it cannot fail on configura
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from dataclasses import dataclass
 from importlib import resources
@@ -30,7 +31,7 @@ class StageSpec:
     index: int
     type: str
     id: str
-    cls: type[Stage]
+    cls: builtins.type[Stage]
     config: StageConfig
 
 
@@ -92,7 +93,9 @@ def parse_spec(text: str, source: str, registry: StageRegistry | None = None) ->
     raw_stages = document.get("stages")
     stages: list[StageSpec] = []
     if raw_stages is None:
-        problems.append(Problem("stages", "missing; list the stages, e.g. `stages: [{type: persist}]`"))
+        problems.append(
+            Problem("stages", "missing; list the stages, e.g. `stages: [{type: persist}]`")
+        )
     elif not isinstance(raw_stages, list) or not raw_stages:
         problems.append(Problem("stages", "must be a non-empty list of stages"))
     else:
@@ -132,9 +135,13 @@ def _check_stage(
         )
         return None
     stage_type = raw.get("type")
-    where = f"stages[{index}] ({stage_type}){at_line}" if stage_type else f"stages[{index}]{at_line}"
+    where = (
+        f"stages[{index}] ({stage_type}){at_line}" if stage_type else f"stages[{index}]{at_line}"
+    )
     if not isinstance(stage_type, str) or not stage_type:
-        problems.append(Problem(where, f"missing `type`; known stages: {', '.join(registry.names())}"))
+        problems.append(
+            Problem(where, f"missing `type`; known stages: {', '.join(registry.names())}")
+        )
         return None
     cls = registry.get(stage_type)
     if cls is None:
@@ -148,7 +155,9 @@ def _check_stage(
         for error in exc.errors():
             problems.append(Problem(where, _describe_error(error, fields)))
         return None
-    return StageSpec(index=index, type=stage_type, id=config.id or stage_type, cls=cls, config=config)
+    return StageSpec(
+        index=index, type=stage_type, id=config.id or stage_type, cls=cls, config=config
+    )
 
 
 def _check_unique_ids(stages: list[StageSpec], problems: list[Problem]) -> None:
@@ -180,7 +189,7 @@ def _unknown_key(key: str, valid: list[str] | tuple[str, ...]) -> str:
     return f"unknown key; {hint}valid keys: {', '.join(valid)}"
 
 
-def _describe_error(error: dict[str, Any], fields: list[str]) -> str:
+def _describe_error(error: Any, fields: list[str]) -> str:
     """Turn one pydantic error into words: where in the stage's config, and what is valid."""
     loc = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
@@ -188,7 +197,9 @@ def _describe_error(error: dict[str, Any], fields: list[str]) -> str:
     value = error.get("input")
     if kind == "extra_forbidden":
         parent_fields = fields if len(error["loc"]) == 1 else []
-        return f"{loc}: " + (_unknown_key(str(error["loc"][-1]), parent_fields) if parent_fields else "unknown key")
+        return f"{loc}: " + (
+            _unknown_key(str(error["loc"][-1]), parent_fields) if parent_fields else "unknown key"
+        )
     messages = {
         "missing": "required",
         "greater_than": f"must be > {ctx.get('gt')}",

@@ -34,7 +34,9 @@ class Persist(Stage[PersistConfig]):
     def process(self, batch: list[Event], failed: FailureSink) -> list[Event]:
         store = self.context.store
         if store is None:
-            raise RuntimeError("the persist stage needs a store, and this pipeline runs without one")
+            raise RuntimeError(
+                "the persist stage needs a store, and this pipeline runs without one"
+            )
         excluded = self.config.exclude_kinds
         store.write_events([e for e in batch if e.kind not in excluded] if excluded else batch)
         return batch

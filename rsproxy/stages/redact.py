@@ -33,8 +33,19 @@ from rsproxy.pipeline.stage import Stage, StageConfig
 DEFAULT_HEADERS = ["authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization"]
 DEFAULT_BODY_KEYS = ["password", "token", "secret", "api_key", "access_token", "refresh_token"]
 DEFAULT_QUERY_PARAMS = [
-    "token", "access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "secret",
-    "password", "signature", "sig", "code", "auth",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "api_key",
+    "apikey",
+    "key",
+    "secret",
+    "password",
+    "signature",
+    "sig",
+    "code",
+    "auth",
 ]
 _URL_HEADERS = frozenset({"referer", "location", "content-location"})
 _URL_FIELDS = ("url", "referrer", "href", "source")
@@ -84,7 +95,8 @@ class Redact(Stage[RedactConfig]):
         self._triggers = tuple(sorted(set(self._words) | self._header_keys))
         alternatives = "|".join(
             # each word may be written with - or _ between any of its letters (api_key, apiKey)
-            "[-_]?".join(re.escape(ch) for ch in word) for word in self._triggers
+            "[-_]?".join(re.escape(ch) for ch in word)
+            for word in self._triggers
         )
         key = rf'"(?:[^"\\]|\\.)*?(?:{alternatives})(?:[^"\\]|\\.)*"' if alternatives else r"(?!)"
         # "key": "value" / "key": 123 / "key": true, inside JSON that could not be parsed
@@ -139,7 +151,11 @@ class Redact(Stage[RedactConfig]):
         """Payloads of other kinds: secret keys at any depth, and query strings of URL fields."""
         if isinstance(value, dict):
             return {
-                k: (self._mask if self._secret_key(str(k)) and v is not None else self._redact_tree(v, str(k)))
+                k: (
+                    self._mask
+                    if self._secret_key(str(k)) and v is not None
+                    else self._redact_tree(v, str(k))
+                )
                 for k, v in value.items()
             }
         if isinstance(value, list):
@@ -215,7 +231,7 @@ class Redact(Stage[RedactConfig]):
             except ValueError:
                 return self._json_pair.sub(lambda m: m.group(1) + json.dumps(self._mask), body)
             return json.dumps(self._redact_tree(parsed), ensure_ascii=False)
-        if "=" in body and "&" in body or ctype.startswith("text/plain") and "=" in body:
+        if ("=" in body and "&" in body) or (ctype.startswith("text/plain") and "=" in body):
             return self._redact_form(body)
         return body
 
@@ -236,7 +252,8 @@ class Redact(Stage[RedactConfig]):
             re.IGNORECASE | re.DOTALL,
         )
         return pattern.sub(
-            lambda m: m.group(1) + (self._mask if self._secret_key(m.group(2)) else m.group(3)), body
+            lambda m: m.group(1) + (self._mask if self._secret_key(m.group(2)) else m.group(3)),
+            body,
         )
 
 

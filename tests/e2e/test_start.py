@@ -36,7 +36,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def proxied_site(tmp_path_factory: pytest.TempPathFactory, site: LoopbackServer) -> Any:
-    with DaemonProcess(tmp_path_factory.mktemp("home"), "--target", f":{site.port}", project="site") as daemon:
+    with DaemonProcess(
+        tmp_path_factory.mktemp("home"), "--target", f":{site.port}", project="site"
+    ) as daemon:
         yield daemon
 
 
@@ -59,14 +61,21 @@ def test_demo_app_in_chromium_is_captured_with_probe_once(demo: DaemonProcess, p
     assert page.evaluate("typeof window.__rsproxy.page_id") == "string"
 
     errors = demo.wait_for_events(
-        lambda evs: any("checkout failed" in e["data"].get("message", "") for e in evs), kind="console"
+        lambda evs: any("checkout failed" in e["data"].get("message", "") for e in evs),
+        kind="console",
     )
     logged = next(e for e in errors if "checkout failed" in e["data"]["message"])
     assert logged["data"]["level"] == "error"
     assert logged["source"] == "probe" and logged["page_id"]
 
     app_paths = {httpx.URL(u).path for u in requested if "/__rsproxy/" not in u}
-    assert {"/checkout", "/api/checkout", "/products", "/api/products", "/static/app.js"} <= app_paths
+    assert {
+        "/checkout",
+        "/api/checkout",
+        "/products",
+        "/api/products",
+        "/static/app.js",
+    } <= app_paths
     captured = demo.wait_for_events(lambda evs: app_paths <= _paths(evs), kind="http")
     assert not any(p.startswith("/__rsproxy/") for p in _paths(captured)), "probe traffic captured"
     checkout = next(e for e in captured if e["data"]["path"] == "/api/checkout")
@@ -98,7 +107,9 @@ def test_store_holds_the_capture_after_stop(tmp_path: Path, page: Any) -> None:
 
 @pytest.mark.browser
 @pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
-def test_encoded_html_is_injected_and_renders(proxied_site: DaemonProcess, page: Any, coding: str) -> None:
+def test_encoded_html_is_injected_and_renders(
+    proxied_site: DaemonProcess, page: Any, coding: str
+) -> None:
     page.goto(f"{proxied_site.proxy_url}/encoded/{coding}")
     assert page.text_content("#ok") == "rendered"
     assert page.title() == f"encoded {coding}"
@@ -111,7 +122,9 @@ def test_encoded_html_is_injected_and_renders(proxied_site: DaemonProcess, page:
 
 
 @pytest.mark.browser
-def test_strict_csp_page_runs_probe_and_keeps_its_policy(proxied_site: DaemonProcess, site: LoopbackServer, page: Any) -> None:
+def test_strict_csp_page_runs_probe_and_keeps_its_policy(
+    proxied_site: DaemonProcess, site: LoopbackServer, page: Any
+) -> None:
     direct = httpx.get(f"{site.url}/csp/strict").headers["content-security-policy"]
     via_proxy = httpx.get(f"{proxied_site.proxy_url}/csp/strict", trust_env=False).headers[
         "content-security-policy"
@@ -121,12 +134,17 @@ def test_strict_csp_page_runs_probe_and_keeps_its_policy(proxied_site: DaemonPro
     assert via_proxy == direct + "; connect-src 'self'"
 
     violations: list[str] = []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     page.goto(f"{proxied_site.proxy_url}/csp/strict")
     assert page.text_content("#ok") == "inline ran"
     page.wait_for_function("window.__rsproxy && window.__rsproxy.page_id")
     page_id = page.evaluate("window.__rsproxy.page_id")
-    proxied_site.wait_for_events(lambda evs: any(e["page_id"] == page_id for e in evs), kind="page_view")
+    proxied_site.wait_for_events(
+        lambda evs: any(e["page_id"] == page_id for e in evs), kind="page_view"
+    )
     assert violations == []
 
 
@@ -159,7 +177,8 @@ def test_websocket_echo_through_the_proxy(proxied_site: DaemonProcess) -> None:
 
     assert run_async(talk()) == ["hello", "hmr update"]
     frames = proxied_site.wait_for_events(
-        lambda evs: sum(1 for e in evs if e["data"].get("text") == "hmr update") >= 2, kind="ws_message"
+        lambda evs: sum(1 for e in evs if e["data"].get("text") == "hmr update") >= 2,
+        kind="ws_message",
     )
     directions = {e["data"]["direction"] for e in frames if e["data"].get("text") == "hmr update"}
     assert directions == {"client", "server"}
@@ -181,7 +200,9 @@ def test_stopped_target_gives_a_clear_502_and_the_daemon_keeps_running(tmp_path:
         assert gone["data"].get("status") is None and gone["data"]["error"]
 
 
-def test_planted_secrets_never_reach_the_store_or_the_api(tmp_path: Path, site: LoopbackServer) -> None:
+def test_planted_secrets_never_reach_the_store_or_the_api(
+    tmp_path: Path, site: LoopbackServer
+) -> None:
     secrets = {
         "authorization": "Bearer-secret-AAAA1111",
         "cookie": "cookie-secret-BBBB2222",
@@ -195,7 +216,10 @@ def test_planted_secrets_never_reach_the_store_or_the_api(tmp_path: Path, site: 
                 "Authorization": f"Bearer {secrets['authorization']}",
                 "Cookie": f"session={secrets['cookie']}; theme=dark",
             },
-            json={"user": "visible-marker-EEEE5555", "credentials": {"password": secrets["password"]}},
+            json={
+                "user": "visible-marker-EEEE5555",
+                "credentials": {"password": secrets["password"]},
+            },
             trust_env=False,
         )
         assert response.status_code == 200
@@ -208,7 +232,9 @@ def test_planted_secrets_never_reach_the_store_or_the_api(tmp_path: Path, site: 
         assert "page=1" in login["data"]["query"]
     for name, secret in secrets.items():
         assert secret not in api_text, f"{name} secret in /api/events"
-    store_bytes = b"".join(p.read_bytes() for p in (tmp_path / "projects" / "secrets").glob("rsproxy.duckdb*"))
+    store_bytes = b"".join(
+        p.read_bytes() for p in (tmp_path / "projects" / "secrets").glob("rsproxy.duckdb*")
+    )
     # Positive control: a harmless value from the same request is findable in the file's bytes,
     # so the absence of the secrets below is not an artefact of compression.
     assert b"visible-marker-EEEE5555" in store_bytes
