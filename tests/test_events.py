@@ -6,6 +6,7 @@ millisecond or the wall clock steps backwards, because the store pages through e
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 
@@ -22,7 +23,7 @@ def test_new_id_is_32_lowercase_hex_characters() -> None:
 def test_new_id_is_strictly_increasing_in_a_tight_loop() -> None:
     ids = [new_id() for _ in range(20_000)]
     assert len(set(ids)) == len(ids)
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(ids))
     # A tight loop makes many ids per millisecond, so the loop above did cover that case.
     millis = [i[:12] for i in ids]
     assert len(set(millis)) < len(ids)
@@ -31,7 +32,7 @@ def test_new_id_is_strictly_increasing_in_a_tight_loop() -> None:
 def test_ids_within_one_millisecond_count_up() -> None:
     source = _IdSource()
     ids = [source.next(1_700_000_000_000) for _ in range(1_000)]
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(ids))
     assert {i[:12] for i in ids} == {f"{1_700_000_000_000:012x}"}
     assert all(HEX32.fullmatch(i) for i in ids)
 
@@ -95,8 +96,13 @@ def test_each_event_gets_its_own_id_and_later_events_sort_after() -> None:
 
 def test_to_dict_carries_the_whole_envelope() -> None:
     event = Event(
-        kind="console", data={"level": "log"}, source="probe", ts=12.5, page_id="p1",
-        session_id="s1", project="proj",
+        kind="console",
+        data={"level": "log"},
+        source="probe",
+        ts=12.5,
+        page_id="p1",
+        session_id="s1",
+        project="proj",
     )
     assert event.to_dict() == {
         "id": event.id,
@@ -113,8 +119,22 @@ def test_to_dict_carries_the_whole_envelope() -> None:
 
 def test_known_kinds_include_every_documented_kind() -> None:
     documented = {
-        "http", "console", "error", "vital", "long_task", "resource", "render", "state",
-        "dom_mutation", "tracking", "graphql", "sql", "ws_message", "process", "exec_result",
-        "custom", "issue",
+        "http",
+        "console",
+        "error",
+        "vital",
+        "long_task",
+        "resource",
+        "render",
+        "state",
+        "dom_mutation",
+        "tracking",
+        "graphql",
+        "sql",
+        "ws_message",
+        "process",
+        "exec_result",
+        "custom",
+        "issue",
     }
     assert documented <= KINDS

@@ -245,9 +245,7 @@ def test_unsafe_inline_policy_gets_self_and_not_a_nonce():
     new, nonce = rewrite_csp(policy)
     assert nonce is None  # a nonce would make browsers ignore 'unsafe-inline'
     assert "'nonce-" not in new
-    assert new == (
-        "script-src 'unsafe-inline' https://cdn.example.com 'self'; object-src 'none'"
-    )
+    assert new == ("script-src 'unsafe-inline' https://cdn.example.com 'self'; object-src 'none'")
 
 
 @pytest.mark.parametrize(
@@ -300,7 +298,10 @@ def test_connect_src_gains_self():
         "wss://hmr.example",
         "'self'",
     ]
-    assert rewrite_csp("connect-src 'self' https://x.test") == ("connect-src 'self' https://x.test", None)
+    assert rewrite_csp("connect-src 'self' https://x.test") == (
+        "connect-src 'self' https://x.test",
+        None,
+    )
 
 
 def test_none_is_replaced_not_extended():
@@ -426,7 +427,7 @@ def test_meta_csp_with_single_quotes_and_escaped_content_keeps_its_nonce():
 
 def test_meta_csp_escapes_ampersands_it_unescaped():
     page = (
-        b'<meta content="default-src \'self\'; report-uri /csp?a=1&amp;b=2" '
+        b"<meta content=\"default-src 'self'; report-uri /csp?a=1&amp;b=2\" "
         b"http-equiv=Content-Security-Policy>"
     )
     new, nonce = rewrite_meta_csp(page)
@@ -439,7 +440,7 @@ def test_meta_csp_escapes_ampersands_it_unescaped():
 
 
 def test_meta_csp_uses_a_nonce_chosen_by_the_headers():
-    page = b"<meta http-equiv=\"content-security-policy\" content=\"script-src 'sha256-x'\">"
+    page = b'<meta http-equiv="content-security-policy" content="script-src \'sha256-x\'">'
     new, nonce = rewrite_meta_csp(page, "fromheader")
     assert nonce == "fromheader"
     assert _meta_content(new)[1] == "script-src 'sha256-x' 'nonce-fromheader'"
@@ -447,7 +448,7 @@ def test_meta_csp_uses_a_nonce_chosen_by_the_headers():
 
 def test_other_meta_tags_are_untouched():
     page = (
-        b"<meta name=\"description\" content=\"script-src 'none'\">"
+        b'<meta name="description" content="script-src \'none\'">'
         b'<meta http-equiv="refresh" content="5">'
     )
     assert rewrite_meta_csp(page) == (page, None)

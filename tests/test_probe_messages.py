@@ -28,13 +28,13 @@ from rsproxy.probe_messages import (
 
 
 def _message(*events: dict[str, Any], **extra: Any) -> str:
-    return json.dumps({"type": "events", "v": 1, "page_id": "page-1", "events": list(events),
-                       **extra})
+    return json.dumps(
+        {"type": "events", "v": 1, "page_id": "page-1", "events": list(events), **extra}
+    )
 
 
 def _console(text: str = "hello", **extra: Any) -> dict[str, Any]:
-    return {"kind": "console", "ts": now_ms(), "data": {"level": "log", "message": text},
-            **extra}
+    return {"kind": "console", "ts": now_ms(), "data": {"level": "log", "message": text}, **extra}
 
 
 @pytest.fixture
@@ -56,8 +56,9 @@ def _reject(ingest: ProbeIngest, raw: str | bytes, reason: str) -> ProbeMessageE
 
 def test_a_valid_message_becomes_probe_events(ingest: ProbeIngest) -> None:
     ts = now_ms() - 5_000
-    events = ingest.parse(_message(_console("one", ts=ts), _console("two")),
-                          ingest.connection_limiter())
+    events = ingest.parse(
+        _message(_console("one", ts=ts), _console("two")), ingest.connection_limiter()
+    )
     assert [e.data["message"] for e in events] == ["one", "two"]
     assert all(e.kind == "console" and e.source == "probe" for e in events)
     assert all(e.page_id == "page-1" for e in events)
@@ -198,8 +199,9 @@ def test_bad_events_are_skipped_and_counted(ingest: ProbeIngest, item: Any) -> N
 )
 @pytest.mark.parametrize("kind", [["console"], {"a": 1}])
 def test_an_unhashable_kind_is_a_bad_event(ingest: ProbeIngest, kind: Any) -> None:
-    events = ingest.parse(_message(_console("good"), {"kind": kind, "data": {}}),
-                          ingest.connection_limiter())
+    events = ingest.parse(
+        _message(_console("good"), {"kind": kind, "data": {}}), ingest.connection_limiter()
+    )
     assert len(events) == 1
     assert ingest.stats.rejected == {"bad_event": 1}
 
@@ -210,12 +212,11 @@ def test_an_unhashable_kind_is_a_bad_event(ingest: ProbeIngest, kind: Any) -> No
 @pytest.mark.parametrize(
     "ts", [0, -1, 1e18, 10**15, "1700000000000", True, None, [1], {"t": 1}, float("inf")]
 )
-def test_absurd_timestamps_are_replaced_by_the_receive_time(
-    ingest: ProbeIngest, ts: Any
-) -> None:
+def test_absurd_timestamps_are_replaced_by_the_receive_time(ingest: ProbeIngest, ts: Any) -> None:
     before = now_ms()
-    [event] = ingest.parse(_message({"kind": "custom", "ts": ts, "data": {}}),
-                           ingest.connection_limiter())
+    [event] = ingest.parse(
+        _message({"kind": "custom", "ts": ts, "data": {}}), ingest.connection_limiter()
+    )
     after = now_ms()
     assert before <= event.ts <= after
     assert isinstance(event.ts, float)
@@ -223,8 +224,9 @@ def test_absurd_timestamps_are_replaced_by_the_receive_time(
 
 def test_a_timestamp_within_a_day_is_kept(ingest: ProbeIngest) -> None:
     ts = now_ms() - 3_600_000
-    [event] = ingest.parse(_message({"kind": "custom", "ts": ts, "data": {}}),
-                           ingest.connection_limiter())
+    [event] = ingest.parse(
+        _message({"kind": "custom", "ts": ts, "data": {}}), ingest.connection_limiter()
+    )
     assert event.ts == ts
 
 
@@ -248,9 +250,7 @@ def test_a_nan_timestamp_is_replaced(ingest: ProbeIngest) -> None:
     "to convert to float) instead of being replaced by the receive time",
 )
 def test_a_huge_integer_timestamp_is_replaced(ingest: ProbeIngest) -> None:
-    raw = '{"type": "events", "events": [{"kind": "custom", "ts": 1%s, "data": {}}]}' % (
-        "0" * 400
-    )
+    raw = '{"type": "events", "events": [{"kind": "custom", "ts": 1%s, "data": {}}]}' % ("0" * 400)
     before = now_ms()
     [event] = ingest.parse(raw, ingest.connection_limiter())
     assert before <= event.ts <= now_ms()
@@ -285,8 +285,9 @@ def test_deep_nesting_is_capped(ingest: ProbeIngest) -> None:
     nested: Any = "bottom"
     for _ in range(50):
         nested = {"a": [nested]}
-    [event] = ingest.parse(_message({"kind": "state", "data": {"tree": nested}}),
-                           ingest.connection_limiter())
+    [event] = ingest.parse(
+        _message({"kind": "state", "data": {"tree": nested}}), ingest.connection_limiter()
+    )
     assert _depth(event.data) <= MAX_DEPTH + 1
     assert "[too deep]" in json.dumps(event.data)
     assert "bottom" not in json.dumps(event.data)
@@ -294,9 +295,10 @@ def test_deep_nesting_is_capped(ingest: ProbeIngest) -> None:
 
 def test_huge_strings_are_truncated(ingest: ProbeIngest) -> None:
     long = "x" * (MAX_STRING * 4)
-    [event] = ingest.parse(_message({"kind": "console", "data": {"message": long,
-                                                                 "args": [long]}}),
-                           ingest.connection_limiter())
+    [event] = ingest.parse(
+        _message({"kind": "console", "data": {"message": long, "args": [long]}}),
+        ingest.connection_limiter(),
+    )
     for value in (event.data["message"], event.data["args"][0]):
         assert len(value) < MAX_STRING + 20
         assert value.startswith("x" * MAX_STRING)
@@ -305,8 +307,7 @@ def test_huge_strings_are_truncated(ingest: ProbeIngest) -> None:
 
 def test_huge_lists_and_objects_are_capped(ingest: ProbeIngest) -> None:
     data = {"list": list(range(5_000)), "obj": {f"k{i}": i for i in range(5_000)}}
-    [event] = ingest.parse(_message({"kind": "custom", "data": data}),
-                           ingest.connection_limiter())
+    [event] = ingest.parse(_message({"kind": "custom", "data": data}), ingest.connection_limiter())
     assert event.data["list"] == list(range(MAX_ITEMS))
     assert len(event.data["obj"]) == MAX_ITEMS
 

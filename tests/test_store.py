@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from rsproxy.errors import NoStoreError, StoreError
@@ -129,8 +130,13 @@ def test_http_event_round_trip(store: Store) -> None:
     assert row["data"] == expected
     # The typed columns are really columns an agent can query.
     [typed] = store.query("SELECT method, status, port, request_size, streamed FROM http")
-    assert typed == {"method": "POST", "status": 201, "port": 3000, "request_size": 15,
-                     "streamed": False}
+    assert typed == {
+        "method": "POST",
+        "status": 201,
+        "port": 3000,
+        "request_size": 15,
+        "streamed": False,
+    }
     # A typed kind keeps its payload in its own table only.
     [envelope] = store.query("SELECT data FROM events")
     assert envelope["data"] is None
@@ -156,15 +162,22 @@ def test_console_and_error_round_trip_through_the_console_table(store: Store) ->
     error = _event(
         "error",
         {
-            "type": "error", "message": "x is undefined", "source": "http://app/main.js",
-            "line": 12, "column": 7, "stack": "at main.js:12:7",
+            "type": "error",
+            "message": "x is undefined",
+            "source": "http://app/main.js",
+            "line": 12,
+            "column": 7,
+            "stack": "at main.js:12:7",
         },
         source="probe",
     )
     store.write_events([console, error])
     by_id = {r["id"]: r for r in store.events()}
-    assert by_id[console.id]["data"] == {"level": "warn", "message": "careful",
-                                         "args": ["careful", {"n": 1}]}
+    assert by_id[console.id]["data"] == {
+        "level": "warn",
+        "message": "careful",
+        "args": ["careful", {"n": 1}],
+    }
     assert by_id[error.id]["data"] == error.data
     # The payload's `source` must not overwrite the envelope's.
     assert by_id[error.id]["source"] == "probe"
@@ -173,8 +186,13 @@ def test_console_and_error_round_trip_through_the_console_table(store: Store) ->
 
 
 def test_generic_kind_round_trip_keeps_nested_payload(store: Store) -> None:
-    data = {"name": "checkout", "detail": {"items": [1, 2, {"sku": "A-1"}], "total": 9.5},
-            "ok": True, "none": None, "text": "naïve ✓"}
+    data = {
+        "name": "checkout",
+        "detail": {"items": [1, 2, {"sku": "A-1"}], "total": 9.5},
+        "ok": True,
+        "none": None,
+        "text": "naïve ✓",
+    }
     event = _event("custom", data, source="agent")
     store.write_events([event])
     [row] = store.events(kinds=["custom"])
@@ -260,12 +278,23 @@ def test_events_filters(store: Store) -> None:
 def test_sessions_and_latest_session(store: Store) -> None:
     assert store.latest_session_id() is None
     assert store.sessions() == []
-    store.start_session(SessionInfo(id="old", project="p", source="proxy", target=":3000",
-                                    started_ms=1_000.0, git_commit="abc", git_branch="main",
-                                    git_dirty=True, pipeline="default.yaml",
-                                    meta={"pid": 1}))
-    store.start_session(SessionInfo(id="new", project="p", source="replay", target=None,
-                                    started_ms=2_000.0))
+    store.start_session(
+        SessionInfo(
+            id="old",
+            project="p",
+            source="proxy",
+            target=":3000",
+            started_ms=1_000.0,
+            git_commit="abc",
+            git_branch="main",
+            git_dirty=True,
+            pipeline="default.yaml",
+            meta={"pid": 1},
+        )
+    )
+    store.start_session(
+        SessionInfo(id="new", project="p", source="replay", target=None, started_ms=2_000.0)
+    )
     store.write_events([_event("custom", {}, session_id="old") for _ in range(3)])
     store.end_session("old", 1_500.0)
     assert store.latest_session_id() == "new"
@@ -340,8 +369,11 @@ print("written", flush=True)
 def _run_writer(path: Path, ending: str) -> subprocess.Popen[str]:
     code = textwrap.dedent(_WRITER).format(ending=ending)
     return subprocess.Popen(
-        [sys.executable, "-c", code, str(path)], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", code, str(path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -398,6 +430,7 @@ def test_a_store_held_by_another_process_is_a_store_error(store_path: Path) -> N
 
 @pytest.mark.xfail(
     strict=True,
+    raises=duckdb.ConnectionException,
     reason="BUG: Store.open catches only duckdb.IOException; a file this process already has "
     "open read-only raises a raw duckdb.ConnectionException instead of StoreError",
 )
