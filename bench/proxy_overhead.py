@@ -100,7 +100,9 @@ async def latency(url: str, count: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=4.0, help="throughput window per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-requests", type=int, default=400)
@@ -113,14 +115,36 @@ def main() -> int:
     procs = [
         subprocess.Popen([sys.executable, "-c", UPSTREAM, str(up_port)]),
         subprocess.Popen(
-            [str(bin_dir / "mitmdump"), "-q", "--mode", f"reverse:http://127.0.0.1:{up_port}",
-             "--listen-host", "127.0.0.1", "-p", str(mitm_port), "--set", f"confdir={home / 'mitm'}"],
+            [
+                str(bin_dir / "mitmdump"),
+                "-q",
+                "--mode",
+                f"reverse:http://127.0.0.1:{up_port}",
+                "--listen-host",
+                "127.0.0.1",
+                "-p",
+                str(mitm_port),
+                "--set",
+                f"confdir={home / 'mitm'}",
+            ],
             env=env,
         ),
         subprocess.Popen(
-            [sys.executable, "-m", "rsproxy", "start", "--project", "bench", "--target", f":{up_port}",
-             "--port", str(rs_port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "rsproxy",
+                "start",
+                "--project",
+                "bench",
+                "--target",
+                f":{up_port}",
+                "--port",
+                str(rs_port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         ),
     ]
     targets = {
@@ -149,21 +173,39 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    result = {name: {"rps": statistics.median(rps[name]), "p50_ms": statistics.median(p50[name]),
-                     "p95_ms": statistics.median(p95[name])} for name in targets}
+    result = {
+        name: {
+            "rps": statistics.median(rps[name]),
+            "p50_ms": statistics.median(p50[name]),
+            "p95_ms": statistics.median(p95[name]),
+        }
+        for name in targets
+    }
     base = result["mitmdump"]
-    print(f"proxy overhead ({args.rounds} rounds, {args.seconds:g} s throughput windows, 8 connections)")
-    print(f"{'':10} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'req/s vs mitmdump':>18} {'p50 vs mitmdump':>16}")
+    print(
+        f"proxy overhead ({args.rounds} rounds, {args.seconds:g} s throughput windows, 8 connections)"
+    )
+    print(
+        f"{'':10} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'req/s vs mitmdump':>18} {'p50 vs mitmdump':>16}"
+    )
     for name, r in result.items():
-        print(f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} "
-              f"{r['rps'] / base['rps']:17.2f}x {r['p50_ms'] - base['p50_ms']:+15.2f}ms")
+        print(
+            f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} "
+            f"{r['rps'] / base['rps']:17.2f}x {r['p50_ms'] - base['p50_ms']:+15.2f}ms"
+        )
     rs = result["rsproxy"]
     rps_loss = 1 - rs["rps"] / base["rps"]
     p50_extra = rs["p50_ms"] - base["p50_ms"]
     within = rps_loss <= 0.10 and p50_extra <= 0.5
-    print(f"rsproxy vs mitmdump: {rps_loss:+.1%} fewer req/s (budget 10%), {p50_extra:+.2f} ms p50 "
-          f"(budget 0.5 ms) -> {'within budget' if within else 'OVER BUDGET'}")
-    print(json.dumps({"bench": "proxy_overhead", **result, "rps_loss": rps_loss, "p50_extra_ms": p50_extra}))
+    print(
+        f"rsproxy vs mitmdump: {rps_loss:+.1%} fewer req/s (budget 10%), {p50_extra:+.2f} ms p50 "
+        f"(budget 0.5 ms) -> {'within budget' if within else 'OVER BUDGET'}"
+    )
+    print(
+        json.dumps(
+            {"bench": "proxy_overhead", **result, "rps_loss": rps_loss, "p50_extra_ms": p50_extra}
+        )
+    )
     return 0
 
 
