@@ -35,6 +35,7 @@ _API_KEY_HEADERS = frozenset(
 _API_KEY_PARAMS = frozenset({"api_key", "apikey", "key", "access_token", "token", "auth"})
 _SESSION_COOKIE = re.compile(r"sess|sid\b|auth|token|jwt|login|remember", re.IGNORECASE)
 _WS_TEXT_LIMIT = 4096
+CAPTURED = "rsproxy.captured"
 
 
 class Capture:
@@ -45,8 +46,9 @@ class Capture:
         self._record(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if flow.response is None:  # otherwise the response hook has recorded it
-            self._record(flow)
+        # mitmproxy calls either `response` or `error` for a flow, never both; a stream cut off
+        # after its headers (an SSE the browser closed) comes here with its response set.
+        self._record(flow)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         runtime = self.lifecycle.runtime
@@ -64,14 +66,15 @@ class Capture:
             "opcode": "text" if message.is_text else "binary",
             "size": len(message.content),
             "text": message.text[:_WS_TEXT_LIMIT] if message.is_text else None,
-            "truncated": message.is_text and len(message.content) > _WS_TEXT_LIMIT,
+            "truncated": message.is_text and len(message.text) > _WS_TEXT_LIMIT,
         }
         runtime.submit(Event(kind="ws_message", data=data, ts=message.timestamp * 1000))
 
     def _record(self, flow: http.HTTPFlow) -> None:
         runtime = self.lifecycle.runtime
-        if runtime is None or is_internal(flow):
+        if runtime is None or is_internal(flow) or flow.metadata.get(CAPTURED):
             return
+        flow.metadata[CAPTURED] = True
         event = http_event(flow, ctx.options.rsproxy_body_limit)
         runtime.submit(event)
 

@@ -55,18 +55,17 @@ class Inject:
         if not body:
             return
         nonce: str | None = None
+        policies: dict[str, list[str]] = {}
         for name in _CSP_HEADERS:
-            policies = response.headers.get_all(name)
-            if policies:
-                rewritten = []
-                for policy in policies:
-                    new_policy, nonce = rewrite_csp(policy, nonce)
-                    rewritten.append(new_policy)
-                response.headers.set_all(name, rewritten)
+            for policy in response.headers.get_all(name):
+                rewritten, nonce = rewrite_csp(policy, nonce)
+                policies.setdefault(name, []).append(rewritten)
         if b"content-security-policy" in body.lower():
             body, nonce = rewrite_meta_csp(body, nonce)
         injected = inject(body, nonce)
         if injected is None:
-            return
+            return  # not a document: headers and body stay exactly as the server sent them
+        for name, values in policies.items():
+            response.headers.set_all(name, values)
         response.content = injected  # re-encoded with the response's Content-Encoding
         flow.metadata[INJECTED] = True

@@ -93,5 +93,7 @@ def reverse_target(modes: list[str]) -> str | None:
         if spec.startswith("reverse:"):
             mode = ReverseMode.parse(spec)
             scheme, (host, port) = mode.scheme, mode.address
+            if ":" in host:
+                host = f"[{host}]"
             return f"{scheme}://{host}:{port}"
     return None

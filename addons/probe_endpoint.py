@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 
 from rsproxy.api import INTERNAL_HEADER, PROBE_PREFIX
 
@@ -38,6 +38,17 @@ class ProbeEndpoint:
         runtime = self.lifecycle.runtime
         if runtime is None or runtime.api_port is None:
             flow.response = http.Response.make(503, b"rsproxy is starting", {"Retry-After": "1"})
+            return
+        kept = getattr(
+            ctx.options, "keep_host_header", False
+        )  # declared by mitmproxy's proxyserver
+        if kept and not trusted_host(request.host_header or "", flow):
+            # A DNS-rebound name (evil.example resolving to 127.0.0.1) reaching the proxy port.
+            flow.response = http.Response.make(
+                403,
+                f"rsproxy: host {request.host_header} refused".encode(),
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
             return
         origin = request.headers.get("Origin")
         if origin is not None and not trusted_origin(origin, flow):
@@ -71,5 +82,20 @@ def trusted_origin(origin: str, flow: http.HTTPFlow) -> bool:
     sockname = flow.client_conn.sockname
     if not sockname or port != sockname[1]:
         return False
-    host = (parts.hostname or "").lower()
-    return host in _LOOPBACK_NAMES or host.endswith(".localhost") or host == str(sockname[0])
+    return _trusted_name(parts.hostname or "", flow)
+
+
+def trusted_host(host_header: str, flow: http.HTTPFlow) -> bool:
+    """Is the Host header a name of this proxy (a loopback name or the listening address)?"""
+    try:
+        hostname = urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:
+        return False
+    return _trusted_name(hostname, flow)
+
+
+def _trusted_name(hostname: str, flow: http.HTTPFlow) -> bool:
+    host = hostname.lower()
+    sockname = flow.client_conn.sockname
+    listening = str(sockname[0]) if sockname else ""
+    return host in _LOOPBACK_NAMES or host.endswith(".localhost") or host == listening

@@ -7,7 +7,7 @@ that name the target's origin are rewritten to the proxy's origin (the one the b
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from mitmproxy import ctx, http
 
@@ -32,7 +32,7 @@ class Redirects:
             return
         moved = urlsplit(location)
         aimed = urlsplit(target)
-        if not moved.netloc or moved.port != aimed.port:
+        if not moved.netloc or _port(moved) != _port(aimed):
             return
         same_host = moved.hostname == aimed.hostname or (
             moved.hostname in _LOOPBACK and aimed.hostname in _LOOPBACK
@@ -44,3 +44,10 @@ class Redirects:
             response.headers["location"] = urlunsplit(
                 moved._replace(scheme=proxy.scheme, netloc=netloc or proxy.netloc)
             )
+
+
+def _port(parts: SplitResult) -> int | None:
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None

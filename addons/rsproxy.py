@@ -26,6 +26,7 @@ from rsproxy.addons.probe_endpoint import ProbeEndpoint  # noqa: E402
 from rsproxy.addons.redirects import Redirects  # noqa: E402
 from rsproxy.addons.streaming import Streaming  # noqa: E402
 from rsproxy.addons.target_health import TargetHealth  # noqa: E402
+from rsproxy.addons.upstream_host import UpstreamHost  # noqa: E402
 
 
 def make_addons() -> list[object]:
@@ -33,6 +34,7 @@ def make_addons() -> list[object]:
     return [
         lifecycle,
         ProbeEndpoint(lifecycle),
+        UpstreamHost(lifecycle),
         TargetHealth(lifecycle),
         Streaming(),
         Capture(lifecycle),

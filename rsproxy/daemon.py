@@ -63,7 +63,8 @@ def parse_target(value: str) -> str:
         raise TargetError(_target_help(value, "expected an http or https address"))
     if parts.path not in ("", "/") or parts.query:
         raise TargetError(_target_help(value, "give the server's origin, without a path"))
-    port = port or (443 if parts.scheme == "https" else 80)
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
     if not 0 < port < 65536:
         raise TargetError(_target_help(value, f"port {port} is out of range"))
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -151,9 +152,10 @@ async def run(options: StartOptions, on_ready: Callable[[DaemonState], None]) ->
             listen_host=options.host,
             listen_port=port,
             mode=[f"reverse:{target}"],
-            # Local dev servers get the Host the browser used, so the absolute URLs and redirects
-            # they build point back at the proxy; a remote target needs its own name.
-            keep_host_header=loopback,
+            # The Host the browser used reaches the addons (DNS-rebinding checks) and local dev
+            # servers (their absolute URLs point back at the proxy); the upstream_host addon
+            # gives a remote target its own name.
+            keep_host_header=True,
             ssl_insecure=loopback,  # local HTTPS dev servers use self-signed certificates
             connection_strategy="lazy",
             rsproxy_project=options.project.name,

@@ -60,8 +60,8 @@ def injection_point(html: bytes) -> int | None:
 
 def inject(html: bytes, nonce: str | None = None) -> bytes | None:
     """The document with the probe tag added, or None (not a document, or already injected)."""
-    if already_injected(html):
-        return None
+    if already_injected(html) or html.lstrip()[:1] in (b"{", b"["):
+        return None  # JSON served as text/html is data, whatever HTML its strings hold
     at = injection_point(html)
     if at is None:
         return None
@@ -93,12 +93,22 @@ def _allows_self(values: list[str]) -> bool:
     return any(v.lower() in ("'self'", "*") for v in values)
 
 
-def rewrite_csp(policy: str, nonce: str | None = None) -> tuple[str, str | None]:
-    """Return the policy to send and the nonce the probe tag must carry (None: no nonce needed).
+def rewrite_csp(header: str, nonce: str | None = None) -> tuple[str, str | None]:
+    """Return the header value to send and the nonce the probe tag must carry (None: no nonce).
 
-    ``nonce`` is the nonce already chosen for the tag by an earlier policy of the same response
-    (a response may carry several); this policy is made to accept it too.
+    A header value may hold several policies separated by commas; each is enforced on its own,
+    so each is rewritten. ``nonce`` is the nonce already chosen for the tag by an earlier policy
+    of the same response; later policies are made to accept it too. A policy that needs no
+    change is returned exactly as it came.
     """
+    policies = []
+    for policy in header.split(","):
+        rewritten, nonce = _rewrite_policy(policy, nonce)
+        policies.append(rewritten)
+    return ",".join(policies), nonce
+
+
+def _rewrite_policy(policy: str, nonce: str | None) -> tuple[str, str | None]:
     directives = _parse(policy)
     names = [name for name, _ in directives]
     default = next((values for name, values in directives if name == "default-src"), None)
@@ -136,7 +146,9 @@ def rewrite_csp(policy: str, nonce: str | None = None) -> tuple[str, str | None]
             out.append(("script-src", script_values(list(default))))
         if "connect-src" not in names:
             out.append(("connect-src", connect_values(list(default))))
-    return _serialize(out), chosen
+    if out == directives:
+        return policy, chosen
+    return (" " if policy.startswith(" ") else "") + _serialize(out), chosen
 
 
 _META_CSP = re.compile(

@@ -114,9 +114,7 @@ def _schema_sql() -> list[str]:
             ts DOUBLE, session_id VARCHAR, stage VARCHAR, error VARCHAR, event JSON)""",
     ]
     for table in TYPED_TABLES:
-        cols = ", ".join(
-            f'"{_column_sql_name(table, c.name)}" {c.sql_type}' for c in table.columns
-        )
+        cols = ", ".join(f'"{_column_sql_name(table, c.name)}" {c.sql_type}' for c in table.columns)
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {table.name} ({envelope}, {cols}, extra VARCHAR)"
         )

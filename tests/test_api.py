@@ -141,3 +141,19 @@ def test_oversized_probe_message_closes_only_that_socket(
     )
     with daemon.api() as api:
         assert api.get("/readyz").json() == {"ok": True}
+
+
+def test_dns_rebound_host_cannot_reach_probe_endpoints(daemon: DaemonProcess) -> None:
+    assert daemon.state is not None
+    rebound = httpx.get(
+        daemon.proxy_url + "/__rsproxy/probe.js",
+        headers={"Host": f"rebound.example:{daemon.state.proxy_port}"},
+        trust_env=False,
+    )
+    assert rebound.status_code == 403 and "host rebound.example" in rebound.text
+    local = httpx.get(
+        daemon.proxy_url + "/__rsproxy/probe.js",
+        headers={"Host": f"localhost:{daemon.state.proxy_port}"},
+        trust_env=False,
+    )
+    assert local.status_code == 200

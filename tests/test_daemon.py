@@ -72,11 +72,6 @@ def test_target_error_is_a_config_error():
         parse_target("ftp://x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: port 0 is falsy, so `port or 80` turns --target :0 into port 80 instead of "
-    "refusing it as out of range",
-)
 def test_parse_target_refuses_port_zero():
     with pytest.raises(TargetError, match="out of range"):
         parse_target(":0")

@@ -305,12 +305,6 @@ def test_error_without_response_is_captured_with_the_error(capture, runtime):
     assert data["timings"]["receive_ms"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mitmproxy fires only the error hook (never the response hook) when a response "
-    "fails after its headers, e.g. an SSE stream the browser closes; Capture.error skips flows "
-    "that have a response, so such exchanges are never captured",
-)
 def test_response_interrupted_after_its_headers_is_captured(capture, runtime):
     flow = api_flow(response_headers=[("Content-Type", "text/event-stream")], response_body=b"")
     tee = StreamTee(1024)
@@ -455,11 +449,6 @@ def test_long_websocket_text_is_cut_and_flagged(capture, runtime):
     assert data["truncated"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the ws_message text is cut at 4096 characters but 'truncated' compares the "
-    "size in bytes, so a whole non-ASCII message is flagged as truncated",
-)
 def test_whole_non_ascii_websocket_text_is_not_flagged_truncated(capture, runtime):
     text = "é" * 3000  # 3000 characters, 6000 bytes: kept whole
     flow = tflow.twebsocketflow()

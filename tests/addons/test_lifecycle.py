@@ -109,10 +109,5 @@ def test_reverse_target(modes, expected):
     assert reverse_target(modes) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reverse_target formats an IPv6 host without brackets ('http://::1:3000'), a URL "
-    "whose port cannot be parsed (redirects then raise on urlsplit(target).port)",
-)
 def test_reverse_target_brackets_an_ipv6_host():
     assert reverse_target(["reverse:http://[::1]:3000"]) == "http://[::1]:3000"

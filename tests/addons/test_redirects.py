@@ -118,11 +118,6 @@ def test_remote_target_redirects_are_rewritten(redirects, runtime):
     assert location_after(redirects, flow) == "http://127.0.0.1:8080/login"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ports are compared as written, so a Location that leaves out the scheme's "
-    "default port (the usual form) never matches a target on port 80/443 and escapes the proxy",
-)
 @pytest.mark.parametrize(
     ("target", "location"),
     [
