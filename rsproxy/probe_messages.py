@@ -21,28 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rsproxy.errors import ProbeMessageError
-from rsproxy.events import Event, now_ms
+from rsproxy.events import KINDS, Event, now_ms
 
-# Kinds a page can report. `issue`, `sql`, `process` and `http` come from rsproxy's own
-# components only: a page must not be able to forge a finding or a database query.
-PROBE_KINDS = frozenset(
-    {
-        "page_view",
-        "console",
-        "error",
-        "vital",
-        "long_task",
-        "resource",
-        "render",
-        "state",
-        "dom_mutation",
-        "tracking",
-        "graphql",
-        "ws_message",
-        "exec_result",
-        "custom",
-    }
-)
+# Kinds a page can report: all but those only rsproxy's own components produce, so a page
+# cannot forge a finding, a database query, a process or a proxied exchange.
+PROBE_KINDS = KINDS - {"issue", "sql", "process", "http"}
 
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_EVENTS_PER_MESSAGE = 500
