@@ -15,6 +15,7 @@ Wire format (WebSocket text frame or beacon body)::
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -96,8 +97,8 @@ class ProbeIngest:
             raise ProbeMessageError(f"too_large: message of {len(raw)} bytes > {MAX_MESSAGE_BYTES}")
         try:
             message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProbeMessageError(f"not_json: {exc}") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ProbeMessageError(f"not_json: {type(exc).__name__}") from None
         if not isinstance(message, dict) or message.get("type") != "events":
             raise ProbeMessageError('bad_shape: expected {"type": "events", ...}')
         items = message.get("events")
@@ -109,7 +110,7 @@ class ProbeIngest:
             raise ProbeMessageError(f"rate_limited: {len(items)} events over the probe rate limit")
         page_id = _short_id(message.get("page_id"))
         dropped = message.get("dropped")
-        if isinstance(dropped, int) and 0 < dropped < 10**9:
+        if isinstance(dropped, int) and not isinstance(dropped, bool) and 0 < dropped < 10**9:
             self.stats.page_dropped += dropped
         self.stats.messages += 1
         events = []
@@ -128,15 +129,9 @@ class ProbeIngest:
             return None
         kind = item.get("kind")
         data = item.get("data", {})
-        if kind not in PROBE_KINDS or not isinstance(data, dict):
+        if not isinstance(kind, str) or kind not in PROBE_KINDS or not isinstance(data, dict):
             return None
-        ts = item.get("ts")
-        if (
-            not isinstance(ts, (int, float))
-            or isinstance(ts, bool)
-            or abs(ts - now) > _MAX_CLOCK_SKEW_MS
-        ):
-            ts = now
+        ts = _timestamp(item.get("ts"), now)
         return Event(
             kind=kind,
             data=sanitize(data),
@@ -144,6 +139,17 @@ class ProbeIngest:
             ts=float(ts),
             page_id=_short_id(item.get("page_id")) or page_id,
         )
+
+
+def _timestamp(value: Any, now: float) -> float:
+    """The page's timestamp if it is a finite number near the daemon's clock, else ``now``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return now
+    try:
+        ts = float(value)
+    except OverflowError:
+        return now
+    return ts if math.isfinite(ts) and abs(ts - now) <= _MAX_CLOCK_SKEW_MS else now
 
 
 def _short_id(value: Any) -> str | None:

@@ -157,7 +157,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = duckdb.connect(str(path))
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             raise StoreError(
                 f"cannot open the store {path}: {exc}. Another rsproxy process may hold it; "
                 "stop it with `rsproxy stop`, or query through it instead."

@@ -23,6 +23,8 @@ class StageRegistry:
         self.broken: dict[str, str] = {}  # entry point name -> why it failed to load
 
     def register(self, cls: type[Stage], *, origin: str = "built-in") -> type[Stage]:
+        if not (isinstance(cls, type) and issubclass(cls, Stage)):
+            raise StageRegistryError(f"{cls!r} ({origin}) is not a subclass of rsproxy's Stage")
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise StageRegistryError(f"{cls!r} ({origin}) has no `name`; a stage needs one")

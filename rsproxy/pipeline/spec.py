@@ -85,7 +85,7 @@ def parse_spec(text: str, source: str, registry: StageRegistry | None = None) ->
     version = document.get("version")
     if version is None:
         problems.append(Problem("version", "missing; add `version: 1` at the top"))
-    elif version not in SUPPORTED_VERSIONS:
+    elif isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
         problems.append(
             Problem("version", f"unsupported version {version!r}; supported: {SUPPORTED_VERSIONS}")
         )
@@ -104,7 +104,7 @@ def parse_spec(text: str, source: str, registry: StageRegistry | None = None) ->
             spec = _check_stage(index, raw, lines.get(index), registry, problems)
             if spec is not None:
                 stages.append(spec)
-        _check_unique_ids(stages, problems)
+        _check_unique_ids(stages, problems, lines)
 
     if problems:
         raise PipelineValidationError(source, problems)
@@ -160,14 +160,17 @@ def _check_stage(
     )
 
 
-def _check_unique_ids(stages: list[StageSpec], problems: list[Problem]) -> None:
+def _check_unique_ids(
+    stages: list[StageSpec], problems: list[Problem], lines: dict[int, int]
+) -> None:
     """Two stages of one type need distinct ids, or their errors and counters could not be told apart."""
     seen: dict[str, int] = {}
     for spec in stages:
         if spec.id in seen:
             problems.append(
                 Problem(
-                    f"stages[{spec.index}] ({spec.type})",
+                    f"stages[{spec.index}] ({spec.type})"
+                    + (f", line {lines[spec.index]}" if spec.index in lines else ""),
                     f"id {spec.id!r} is already used by stages[{seen[spec.id]}]; give one an `id:`",
                 )
             )

@@ -39,6 +39,8 @@ class PipelineWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rsproxy-pipeline", daemon=True)
         self._drop_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self._stopped = False
         self.dropped = 0
         self.processed = 0
         self.batches = 0
@@ -63,15 +65,21 @@ class PipelineWorker:
 
     def swap(self, pipeline: Pipeline) -> None:
         """Use ``pipeline`` from the next batch on; the old one is flushed and closed by the worker."""
-        self._next_pipeline = pipeline
+        with self._swap_lock:
+            pending, self._next_pipeline = self._next_pipeline, pipeline
+        if pending is not None:
+            pending.close()  # superseded before it ever ran
 
     def stop(self, timeout: float = 30.0) -> None:
         """Process everything queued, flush and close the pipeline, and end the thread."""
+        if self._stopped:
+            return
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
         else:
             self._drain_now()
+        self._stopped = True
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -143,9 +151,9 @@ class PipelineWorker:
         self.last_batch_ms = time.time() * 1000
 
     def _apply_swap(self) -> None:
-        nxt = self._next_pipeline
+        with self._swap_lock:
+            nxt, self._next_pipeline = self._next_pipeline, None
         if nxt is not None and nxt is not self._pipeline:
             old, self._pipeline = self._pipeline, nxt
-            self._next_pipeline = None
             old.close()
             log.info("pipeline reloaded: %s", ", ".join(nxt.stage_ids))
