@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from rsproxy.errors import NoStoreError, StoreError
@@ -428,12 +427,6 @@ def test_a_store_held_by_another_process_is_a_store_error(store_path: Path) -> N
         proc.communicate()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=duckdb.ConnectionException,
-    reason="BUG: Store.open catches only duckdb.IOException; a file this process already has "
-    "open read-only raises a raw duckdb.ConnectionException instead of StoreError",
-)
 def test_opening_a_store_this_process_reads_is_a_store_error(store_path: Path) -> None:
     Store.open(store_path).close()
     reader = Store.open_readonly(store_path)

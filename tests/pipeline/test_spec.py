@@ -214,11 +214,6 @@ def test_unknown_top_level_key_suggests_and_lists(registry: StageRegistry) -> No
     assert "valid keys: version, stages" in problem.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: `version: true` (YAML boolean) passes `version in (1,)` because True == 1",
-)
 def test_boolean_version_is_refused(registry: StageRegistry) -> None:
     _only("version: true\nstages: [{type: persist}]\n", registry)
 
@@ -356,12 +351,6 @@ def test_duplicate_stage_ids(registry: StageRegistry) -> None:
     assert "already used by stages[0]" in problems[1].message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: the duplicate-id problem is placed as `stages[i] (type)` without the `, line N` "
-    "every other stage problem carries",
-)
 def test_duplicate_stage_id_names_its_line(registry: StageRegistry) -> None:
     problem = _only("version: 1\nstages:\n  - type: persist\n  - type: persist\n", registry)
     assert problem.where == "stages[1] (persist), line 4"

@@ -245,12 +245,6 @@ def test_stop_without_start_processes_in_the_caller(store: Store) -> None:
     assert Tap.closed == ["tap"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a second stop() finds the thread dead and runs _drain_now again, which closes "
-    "the already-closed pipeline a second time",
-)
 def test_stop_twice_closes_the_pipeline_once(workers: list[PipelineWorker]) -> None:
     worker = _start(workers, _pipeline("  - type: tap\n"))
     worker.stop(timeout=WAIT)
@@ -291,12 +285,6 @@ def test_swap_takes_effect_between_batches(store: Store, workers: list[PipelineW
     assert Tap.closed == ["old", "new"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: swap() overwrites a pipeline still waiting to be applied, so a pipeline "
-    "swapped in and replaced before the next batch is never closed",
-)
 def test_a_pipeline_replaced_before_it_ran_is_still_closed() -> None:
     worker = PipelineWorker(_pipeline("  - {type: tap, id: first}\n"))
     worker.swap(_pipeline("  - {type: tap, id: second}\n"))

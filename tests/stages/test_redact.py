@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rsproxy.events import Event
-from rsproxy.pipeline.spec import parse_spec
+from rsproxy.pipeline.engine import Pipeline
+from rsproxy.pipeline.spec import default_pipeline_path, load_spec, parse_spec
 from rsproxy.pipeline.stage import StageContext
 from rsproxy.stages.redact import Redact, RedactConfig
+from rsproxy.store import Store
 
 MASK = "[REDACTED]"
 SECRET = "s3cr3t-VALUE-9f8e7d"
@@ -612,3 +615,47 @@ def test_redact_from_the_default_pipeline_file() -> None:
     event = stage.handle(_post(json.dumps({"pin": "1234", "password": "shown"})))
     assert event is not None
     assert json.loads(event.data["request_body"]) == {"pin": MASK, "password": "shown"}
+
+
+# ---- failing closed ----------------------------------------------------------------------------------
+
+
+def _deep_body(depth: int) -> str:
+    return '{"password": "' + SECRET + '", "tree": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RecursionError,
+    reason="BUG: a deeply nested JSON body makes json.loads (or the recursive _redact_tree) raise "
+    "RecursionError out of Redact.handle; only ValueError is caught",
+)
+@pytest.mark.parametrize("depth", [600, 5_000])
+def test_a_deeply_nested_json_body_is_still_redacted(depth: int) -> None:
+    event = _redact(_post(_deep_body(depth)))
+    assert SECRET not in _dumped(event)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: redact fails open: when it raises, the default on_error `continue` hands the "
+    "event to persist unredacted, including headers the stage had not reached yet",
+)
+@pytest.mark.parametrize("depth", [600, 5_000])
+def test_the_default_pipeline_never_stores_a_secret_when_redact_fails(
+    tmp_path: Path, depth: int
+) -> None:
+    store = Store.open(tmp_path / "store.duckdb")
+    try:
+        pipeline = Pipeline(load_spec(default_pipeline_path()), StageContext("p", "s1", store))
+        event = _post(
+            _deep_body(depth),
+            response_headers=[["Set-Cookie", f"sid={SECRET}-cookie; Path=/; HttpOnly"]],
+        )
+        pipeline.run([event])
+        pipeline.close()
+        stored = json.dumps(store.query("SELECT * FROM http"), default=str)
+        assert SECRET not in stored
+    finally:
+        store.close()
