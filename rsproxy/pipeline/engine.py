@@ -68,14 +68,36 @@ class Pipeline:
             if not batch:
                 break
             running.stats.events_in += len(batch)
-            failed = self._failure_sink(running)
-            try:
-                batch = running.stage.process(batch, failed)
-            except Exception:
-                batch = self._one_at_a_time(running, batch)
+            batch = self._attempt(running, batch)
             running.stats.events_out += len(batch)
         self._write_dead_letters()
         return batch
+
+    def _attempt(self, running: _Running, batch: list[Event]) -> list[Event]:
+        # Failures reported during a batch attempt count only if the attempt completes;
+        # otherwise the one-at-a-time replay reports them again.
+        reported: list[tuple[Event, BaseException]] = []
+        keep = running.spec.config.on_error == "continue"
+
+        def failed(event: Event, exc: BaseException) -> bool:
+            reported.append((event, exc))
+            return keep
+
+        try:
+            out = running.stage.process(batch, failed)
+        except Exception as exc:
+            log.warning(
+                "stage %s failed on a batch of %d events (%s: %s); retrying them one by one",
+                running.spec.id,
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
+            return self._one_at_a_time(running, batch)
+        record = self._failure_sink(running)
+        for event, error in reported:
+            record(event, error)
+        return out
 
     def _one_at_a_time(self, running: _Running, batch: list[Event]) -> list[Event]:
         failed = self._failure_sink(running)

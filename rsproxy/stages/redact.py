@@ -49,6 +49,8 @@ DEFAULT_QUERY_PARAMS = [
 ]
 _URL_HEADERS = frozenset({"referer", "location", "content-location"})
 _URL_FIELDS = ("url", "referrer", "href", "source")
+_LOOKS_LIKE_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|/)\S*$", re.IGNORECASE)
+_MAX_DEPTH = 64
 
 
 def _norm(name: str) -> str:
@@ -99,9 +101,12 @@ class Redact(Stage[RedactConfig]):
             for word in self._triggers
         )
         key = rf'"(?:[^"\\]|\\.)*?(?:{alternatives})(?:[^"\\]|\\.)*"' if alternatives else r"(?!)"
-        # "key": "value" / "key": 123 / "key": true, inside JSON that could not be parsed
+        # "key": "value" / 123 / true / [...] / {...} inside JSON that could not be parsed (cut
+        # short by the body limit): a string may end unclosed, even right after a backslash; an
+        # array or object is masked to the end of the body, since its end cannot be trusted.
         self._json_pair = re.compile(
-            rf'({key}\s*:\s*)("(?:[^"\\]|\\.)*("|$)|[-\w.+]+)', re.IGNORECASE
+            rf'({key}\s*:\s*)("(?:[^"\\]|\\.)*\\?(?:"|$)|[-\w.+]+|[\[{{].*$)',
+            re.IGNORECASE | re.DOTALL,
         )
 
     # ---- matching -------------------------------------------------------------------------------
@@ -117,16 +122,37 @@ class Redact(Stage[RedactConfig]):
     # ---- events ---------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> Event:
+        try:
+            self._redact(event)
+        except Exception:
+            # Fail closed: whatever the stage's on_error does next, the event it passes on
+            # carries no header value, body or payload that could hold a secret.
+            self._scorch(event)
+            raise
+        return event
+
+    def _redact(self, event: Event) -> None:
         data = event.data
         if event.kind == "http":
             self._redact_http(data)
         elif event.kind == "ws_message":
             if isinstance(data.get("text"), str):
-                data["text"] = self._redact_body(data["text"], "application/json")
+                data["text"] = self._redact_body(data["text"], None)
             self._redact_url_fields(data)
         else:
             event.data = self._redact_tree(data)
-        return event
+
+    def _scorch(self, event: Event) -> None:
+        data = event.data
+        if event.kind != "http":
+            event.data = {"redaction_failed": True}
+            return
+        for field in ("url", "query", "request_body", "response_body"):
+            if data.get(field):
+                data[field] = self._mask
+        for side in ("request_headers", "response_headers"):
+            data[side] = [(name, self._mask) for name, _ in data.get(side) or ()]
+        data["redaction_failed"] = True
 
     def _redact_http(self, data: dict[str, Any]) -> None:
         if "url" in data:
@@ -147,21 +173,23 @@ class Redact(Stage[RedactConfig]):
             if isinstance(value, str) and "?" in value:
                 data[field] = self.redact_url(value)
 
-    def _redact_tree(self, value: Any, key: str | None = None) -> Any:
-        """Payloads of other kinds: secret keys at any depth, and query strings of URL fields."""
+    def _redact_tree(self, value: Any, key: str | None = None, depth: int = 0) -> Any:
+        """Payloads of other kinds: secret keys at any depth, and query strings of URLs."""
+        if isinstance(value, (dict, list)) and depth >= _MAX_DEPTH:
+            return self._mask  # deeper than any real payload: not worth the risk of a secret
         if isinstance(value, dict):
             return {
                 k: (
                     self._mask
                     if self._secret_key(str(k)) and v is not None
-                    else self._redact_tree(v, str(k))
+                    else self._redact_tree(v, str(k), depth + 1)
                 )
                 for k, v in value.items()
             }
         if isinstance(value, list):
-            return [self._redact_tree(v, key) for v in value]
+            return [self._redact_tree(v, key, depth + 1) for v in value]
         if isinstance(value, str):
-            if key in _URL_FIELDS and "?" in value:
+            if "?" in value and (key in _URL_FIELDS or _LOOKS_LIKE_URL.match(value)):
                 return self.redact_url(value)
             if len(value) > 8:
                 # A string may itself hold JSON or a form (a logged request body, say).
@@ -199,9 +227,12 @@ class Redact(Stage[RedactConfig]):
             parts = urlsplit(url)
         except ValueError:
             return self._redact_query(url)
-        if not parts.query:
-            return url
-        return urlunsplit(parts._replace(query=self._redact_query(parts.query)))
+        fragment = parts.fragment
+        if "?" in fragment:  # a hash router's own query: #/reset?token=...
+            route, _, query = fragment.partition("?")
+            fragment = f"{route}?{self._redact_query(query)}"
+        query = self._redact_query(parts.query) if parts.query else parts.query
+        return urlunsplit(parts._replace(query=query, fragment=fragment))
 
     def _redact_query(self, query: str) -> str:
         out = []
@@ -217,8 +248,9 @@ class Redact(Stage[RedactConfig]):
 
     def _redact_body(self, body: str, content_type: str | None) -> str:
         squeezed = body.lower().replace("_", "").replace("-", "")
-        if not any(word in squeezed for word in self._triggers):
-            return body  # the common case: nothing that could be a secret key
+        if "\\u" not in body and not any(word in squeezed for word in self._triggers):
+            # The common case: nothing that could be a secret key (a \u escape could spell one).
+            return body
         ctype = (content_type or "").lower()
         if "x-www-form-urlencoded" in ctype:
             return self._redact_form(body)
@@ -228,11 +260,15 @@ class Redact(Stage[RedactConfig]):
         if stripped[:1] in ("{", "[") or "json" in ctype:
             try:
                 parsed = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return self._json_pair.sub(lambda m: m.group(1) + json.dumps(self._mask), body)
             return json.dumps(self._redact_tree(parsed), ensure_ascii=False)
-        if ("=" in body and "&" in body) or (ctype.startswith("text/plain") and "=" in body):
-            return self._redact_form(body)
+        # JSON inside other text (a socket.io frame `42["login",{...}]`, a log line), then
+        # key=value pairs.
+        if '"' in body:
+            body = self._json_pair.sub(lambda m: m.group(1) + json.dumps(self._mask), body)
+        if "=" in body:
+            body = self._redact_form(body)
         return body
 
     def _redact_form(self, body: str) -> str:
@@ -248,7 +284,7 @@ class Redact(Stage[RedactConfig]):
     def _redact_multipart(self, body: str) -> str:
         # Each part: headers naming the field, a blank line, the value up to the next boundary.
         pattern = re.compile(
-            r'(Content-Disposition:[^\r\n]*\bname="([^"]*)"[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)(.*?)(?=\r?\n--)',
+            r'(Content-Disposition:[^\r\n]*\bname="([^"]*)"[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)(.*?)(?=\r?\n--|\Z)',
             re.IGNORECASE | re.DOTALL,
         )
         return pattern.sub(

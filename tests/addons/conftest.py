@@ -28,7 +28,6 @@ with warnings.catch_warnings():
     from mitmproxy.test import taddons
 
 from rsproxy.addons.lifecycle import Lifecycle
-
 from rsproxy.events import Event
 
 

@@ -15,10 +15,11 @@ from mitmproxy import flow as mflow
 from mitmproxy import http
 from mitmproxy.test import tflow, tutils
 from mitmproxy.websocket import WebSocketMessage
+from wsproto.frame_protocol import Opcode
+
 from rsproxy.addons.capture import Capture, auth_pattern, http_event
 from rsproxy.addons.probe_endpoint import INTERNAL
 from rsproxy.addons.streaming import TEE, StreamTee
-from wsproto.frame_protocol import Opcode
 
 TIMING_KEYS = {"connect_ms", "tls_ms", "send_ms", "ttfb_ms", "receive_ms", "total_ms"}
 

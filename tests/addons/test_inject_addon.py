@@ -16,9 +16,9 @@ import pytest
 import zstandard
 from mitmproxy import http
 from mitmproxy.test import tflow
+
 from rsproxy.addons.inject import INJECTED, Inject
 from rsproxy.addons.probe_endpoint import INTERNAL
-
 from rsproxy.injection import PROBE_PATH, probe_tag
 
 DOC = (

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import exceptions
-from rsproxy.addons.lifecycle import Lifecycle, reverse_target
 
+from rsproxy.addons.lifecycle import Lifecycle, reverse_target
 from rsproxy.pipeline.spec import default_pipeline_path
 from rsproxy.runtime import DEFAULT_BODY_LIMIT
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow, tutils
-from rsproxy.addons.probe_endpoint import INTERNAL, ProbeEndpoint, is_internal, trusted_origin
 
+from rsproxy.addons.probe_endpoint import INTERNAL, ProbeEndpoint, is_internal, trusted_origin
 from rsproxy.api import INTERNAL_HEADER
 
 PROXY = ("127.0.0.1", 8080)

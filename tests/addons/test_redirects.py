@@ -12,6 +12,7 @@ import pytest
 from mitmproxy import http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import tflow
+
 from rsproxy.addons.probe_endpoint import INTERNAL
 from rsproxy.addons.redirects import Redirects
 

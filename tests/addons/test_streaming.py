@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
+
 from rsproxy.addons.probe_endpoint import INTERNAL
 from rsproxy.addons.streaming import LARGE_BODY, TEE, Streaming, StreamTee, should_stream
 

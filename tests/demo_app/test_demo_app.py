@@ -7,7 +7,6 @@ endpoint, the event stream and the WebSocket echo.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,7 +15,9 @@ from contextlib import asynccontextmanager
 import aiohttp
 import httpx
 import pytest
+
 from rsproxy.demo_app.app import make_app, serve
+from rsproxy.testing import run_async
 
 SLOW = 0.2
 
@@ -39,7 +40,7 @@ def run_with_client(body: Callable[[httpx.AsyncClient], Awaitable[None]]) -> Non
         async with demo_client() as client:
             await body(client)
 
-    asyncio.run(main())
+    run_async(main())
 
 
 PAGES = [
@@ -61,7 +62,7 @@ def test_serve_binds_an_ephemeral_port_and_cleans_up() -> None:
         assert port > 0
         await runner.cleanup()
 
-    asyncio.run(main())
+    run_async(main())
 
 
 def test_pages_are_full_html_documents() -> None:
@@ -266,7 +267,7 @@ def test_websocket_echoes_text_and_binary() -> None:
         finally:
             await runner.cleanup()
 
-    asyncio.run(main())
+    run_async(main())
 
 
 def test_make_app_rejects_negative_slow_seconds() -> None:

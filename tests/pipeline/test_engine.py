@@ -345,13 +345,6 @@ def test_a_clean_batch_goes_through_whole() -> None:
     assert BatchSink.batches == [["a", "b", "c"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: failures a stage reported through `failed` before raising for the batch are "
-    "kept, and the one-at-a-time replay reports them again: errors are double-counted and "
-    "each bad event is dead-lettered twice",
-)
 def test_failures_reported_before_a_batch_failure_count_once(store: Store) -> None:
     pipeline = _pipeline("  - {type: handle_then_sink, id: sink, on_error: dead_letter}\n", store)
     out = pipeline.run(_events("a", "bad1", "b"))
@@ -360,12 +353,6 @@ def test_failures_reported_before_a_batch_failure_count_once(store: Store) -> No
     assert len(store.query("SELECT * FROM dead_letters")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: Pipeline.run swallows the batch-level exception without logging or counting "
-    "it; when every event then succeeds alone, the stage's failure leaves no trace",
-)
 def test_a_batch_level_failure_is_logged_with_the_stage_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

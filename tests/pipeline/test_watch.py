@@ -16,6 +16,7 @@ from pathlib import Path
 from rsproxy.errors import PipelineError, PipelineLoadError, PipelineValidationError
 from rsproxy.pipeline.spec import PipelineSpec
 from rsproxy.pipeline.watch import watch_pipeline
+from rsproxy.testing import run_async
 
 TIMEOUT = 20.0  # seconds for the whole scenario of one test
 RETRY = 0.4  # seconds between repeated edits while waiting for the watcher
@@ -61,7 +62,7 @@ def _watching(path: Path, scenario: Callable[[Recorder], Awaitable[None]]) -> Re
             stop.set()
             await asyncio.wait_for(task, TIMEOUT)
 
-    asyncio.run(main())
+    run_async(main())
     return recorder
 
 
