@@ -81,32 +81,46 @@ class Capture:
 
 def http_event(flow: http.HTTPFlow, body_limit: int) -> Event:
     """The ``http`` event for a finished (or failed) flow."""
+    # This runs on the proxy's event loop for every exchange, so headers are decoded once, from
+    # the raw fields, rather than through mitmproxy's per-lookup conversions.
     request, response = flow.request, flow.response
+    request_headers = _headers(request)
+    request_lookup = {name.lower(): value for name, value in request_headers}
+    path, _, query = request.path.partition("?")
     data: dict[str, Any] = {
         "method": request.method,
         "url": request.url,
         "scheme": request.scheme,
-        "host": request.pretty_host,
+        "host": request.host,
         "port": request.port,
-        "path": request.path.split("?", 1)[0],
-        "query": request.path.split("?", 1)[1] if "?" in request.path else "",
+        "path": path,
+        "query": query,
         "http_version": request.http_version,
-        "request_headers": list(request.headers.items(multi=True)),
-        "request_content_type": request.headers.get("content-type"),
-        "auth": auth_pattern(request),
+        "request_headers": request_headers,
+        "request_content_type": request_lookup.get("content-type"),
+        "auth": auth_pattern(request_lookup, query),
         "websocket": flow.websocket is not None,
         "started_ms": request.timestamp_start * 1000,
         "timings": timings(flow),
     }
-    _body(data, "request", request, flow.metadata.get(TEE + ".request"), body_limit)
+    _body(data, "request", request, request_lookup, flow.metadata.get(TEE + ".request"), body_limit)
     if response is not None:
+        response_headers = _headers(response)
+        response_lookup = {name.lower(): value for name, value in response_headers}
         data.update(
             status=response.status_code,
             reason=response.reason,
-            response_headers=list(response.headers.items(multi=True)),
-            response_content_type=response.headers.get("content-type"),
+            response_headers=response_headers,
+            response_content_type=response_lookup.get("content-type"),
         )
-        _body(data, "response", response, flow.metadata.get(TEE + ".response"), body_limit)
+        _body(
+            data,
+            "response",
+            response,
+            response_lookup,
+            flow.metadata.get(TEE + ".response"),
+            body_limit,
+        )
         data["streamed"] = bool(response.stream)
     else:
         data.update(status=None, response_headers=[], response_size=0, streamed=False)
@@ -115,13 +129,25 @@ def http_event(flow: http.HTTPFlow, body_limit: int) -> Event:
     return Event(kind="http", data=data, ts=request.timestamp_start * 1000)
 
 
+def _headers(message: http.Message) -> list[tuple[str, str]]:
+    return [
+        (name.decode("latin-1"), value.decode("utf-8", "replace"))
+        for name, value in message.headers.fields
+    ]
+
+
 def _body(
-    data: dict[str, Any], side: str, message: http.Message, tee: StreamTee | None, limit: int
+    data: dict[str, Any],
+    side: str,
+    message: http.Message,
+    headers: dict[str, str],
+    tee: StreamTee | None,
+    limit: int,
 ) -> None:
-    ctype = message.headers.get("content-type", "")
+    ctype = headers.get("content-type", "")
     if tee is not None:
         data[f"{side}_size"] = tee.total
-        encoded = message.headers.get("content-encoding", "identity").lower() not in (
+        encoded = headers.get("content-encoding", "identity").lower() not in (
             "",
             "identity",
         )
@@ -132,6 +158,8 @@ def _body(
     else:
         raw_content = message.raw_content or b""
         data[f"{side}_size"] = len(raw_content)
+        if not raw_content:
+            return
         content = message.get_content(strict=False) or b""
         raw, truncated = content[:limit], len(content) > limit
     if not raw:
@@ -200,9 +228,9 @@ def timings(flow: http.HTTPFlow) -> dict[str, float | None]:
     }
 
 
-def auth_pattern(request: http.Request) -> str:
-    """How the request authenticates, read from the still-unredacted request."""
-    authorization = request.headers.get("authorization", "")
+def auth_pattern(headers: dict[str, str], query: str) -> str:
+    """How a request authenticates, read from its (lower-cased, still unredacted) headers."""
+    authorization = headers.get("authorization", "")
     scheme = authorization.split(" ", 1)[0].lower()
     if scheme == "bearer":
         return "bearer"
@@ -210,11 +238,11 @@ def auth_pattern(request: http.Request) -> str:
         return "basic"
     if authorization:
         return "authorization_other"
-    if any(name.lower() in _API_KEY_HEADERS for name in request.headers):
+    if not _API_KEY_HEADERS.isdisjoint(headers):
         return "api_key_header"
-    if any(name.lower() in _API_KEY_PARAMS for name in request.query):
+    if query and any(p.partition("=")[0].lower() in _API_KEY_PARAMS for p in query.split("&")):
         return "api_key_query"
-    cookies = request.headers.get("cookie", "")
+    cookies = headers.get("cookie", "")
     if cookies and any(_SESSION_COOKIE.search(c.split("=", 1)[0]) for c in cookies.split(";")):
         return "cookie"
     return "none"

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 import secrets
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,10 +90,6 @@ class Runtime:
         from rsproxy.api import ApiServer  # the API imports this module's types
 
         self._shutdown = request_shutdown
-        # The pipeline worker thread shares the GIL with the proxy's event loop. Python's default
-        # 5 ms switch interval lets a busy worker hold a request up for that long; 1 ms keeps the
-        # proxy's latency close to bare mitmproxy's at a small cost in worker throughput.
-        sys.setswitchinterval(0.001)
         spec = load_spec(self.settings.pipeline_path)
         self.project.ensure_data_dir()
         self.store = Store.open(self.project.store_path)

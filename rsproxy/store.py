@@ -1,9 +1,10 @@
 """The project's DuckDB store: schema, batched writes, and the reads the API and CLI share.
 
-Layout (DESIGN §6): every event has a row in ``events`` (its envelope, plus its payload as JSON
-for kinds without a table of their own); the hot kinds also have a typed table (``http``,
-``console``) whose columns an agent can query directly. A payload key without a column lands in
-the typed table's ``extra`` JSON column, so nothing a stage adds is lost. ``sessions`` tags each
+Layout (DESIGN §6): the hot kinds have typed tables (``http``, ``console``) whose columns an
+agent can query directly; every other kind goes to ``generic_events`` with its payload as JSON
+text in ``data``. The view ``events`` unites the envelopes of all of them, so a timeline is one
+query and every event is written once. A payload key without a column lands in the typed
+table's ``extra`` JSON column, so nothing a stage adds is lost. ``sessions`` tags each
 capture with its build; ``dead_letters`` keeps events a stage failed on when its ``on_error`` asks.
 
 Writes come from one thread only (the pipeline worker), through DuckDB appenders, one flush per
@@ -18,6 +19,7 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ import duckdb
 from rsproxy.errors import NoStoreError, StoreError
 from rsproxy.events import Event
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: `events` became a view over the per-kind tables
 
 _ENVELOPE = ("id", "ts", "session_id", "page_id", "source", "kind", "schema_version")
 _ENVELOPE_TYPES = ("VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER")
@@ -48,7 +50,7 @@ class Column:
         return "VARCHAR" if self.is_json else self.type
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TypedTable:
     """A table for one or more hot kinds: the envelope, the payload's columns, and ``extra``."""
 
@@ -56,9 +58,14 @@ class TypedTable:
     kinds: tuple[str, ...]
     columns: tuple[Column, ...]
 
-    @property
+    @cached_property
     def column_names(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns)
+
+    @cached_property
+    def writers(self) -> tuple[tuple[str, bool], ...]:
+        """(payload key, stored as JSON text) per column, in column order, for the write path."""
+        return tuple((c.name, c.is_json) for c in self.columns)
 
 
 def _cols(spec: str) -> tuple[Column, ...]:
@@ -109,7 +116,7 @@ def _schema_sql() -> list[str]:
             id VARCHAR PRIMARY KEY, project VARCHAR, source VARCHAR, target VARCHAR,
             started_ms DOUBLE, ended_ms DOUBLE, git_commit VARCHAR, git_branch VARCHAR,
             git_dirty BOOLEAN, pipeline VARCHAR, meta JSON)""",
-        f"CREATE TABLE IF NOT EXISTS events ({envelope}, data VARCHAR)",
+        f"CREATE TABLE IF NOT EXISTS generic_events ({envelope}, data VARCHAR)",
         """CREATE TABLE IF NOT EXISTS dead_letters (
             ts DOUBLE, session_id VARCHAR, stage VARCHAR, error VARCHAR, event JSON)""",
     ]
@@ -118,11 +125,19 @@ def _schema_sql() -> list[str]:
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {table.name} ({envelope}, {cols}, extra VARCHAR)"
         )
+    names = ", ".join(_ENVELOPE)
+    branches = [f"SELECT {names}, data FROM generic_events"]
+    branches += [f"SELECT {names}, NULL::VARCHAR AS data FROM {t.name}" for t in TYPED_TABLES]
+    statements.append(f"CREATE OR REPLACE VIEW events AS {' UNION ALL '.join(branches)}")
     return statements
 
 
+# One encoder for every write: json.dumps with any option builds a new encoder per call.
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+    return None if value is None else _encode(value)
 
 
 @dataclass
@@ -162,6 +177,17 @@ class Store:
                 f"cannot open the store {path}: {exc}. Another rsproxy process may hold it; "
                 "stop it with `rsproxy stop`, or query through it instead."
             ) from exc
+        # One DuckDB worker thread: the writer's small batches gain nothing from parallelism, and
+        # a second busy thread would compete with the proxy for this machine's cores.
+        conn.execute("SET threads = 1")
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        found = conn.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
+        if found is not None and found[0] != str(STORE_VERSION):
+            conn.close()
+            raise StoreError(
+                f"the store {path} has layout version {found[0]}, and this rsproxy writes version "
+                f"{STORE_VERSION}; move the file away (or use another --project) to start afresh"
+            )
         for statement in _schema_sql():
             conn.execute(statement)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
@@ -193,11 +219,10 @@ class Store:
     # ---- writing (pipeline worker thread only) ------------------------------------------------
 
     def write_events(self, events: Sequence[Event]) -> None:
-        """Insert a batch in one transaction: every envelope, and typed rows for hot kinds."""
+        """Insert a batch in one transaction, each event into its kind's table."""
         if not events:
             return
-        typed: dict[str, list[tuple[Any, ...]]] = {}
-        envelopes = []
+        rows: dict[str, list[tuple[Any, ...]]] = {}
         for event in events:
             table = TABLE_FOR_KIND.get(event.kind)
             envelope = (
@@ -210,19 +235,16 @@ class Store:
                 event.schema_version,
             )
             if table is None:
-                envelopes.append((*envelope, _dumps(event.data)))
+                rows.setdefault("generic_events", []).append((*envelope, _dumps(event.data)))
             else:
-                # Typed kinds keep their payload in their own table; the envelope points there.
-                envelopes.append((*envelope, None))
-                typed.setdefault(table.name, []).append(
+                rows.setdefault(table.name, []).append(
                     (*envelope, *self._typed_values(table, event.data))
                 )
         conn = self._conn
         conn.execute("BEGIN TRANSACTION")
         try:
-            self._append("events", envelopes)
-            for name, rows in typed.items():
-                self._append(name, rows)
+            for name, table_rows in rows.items():
+                self._append(name, table_rows)
             conn.execute("COMMIT")
         except BaseException:
             for appender in self._appenders.values():
@@ -240,12 +262,14 @@ class Store:
 
     @staticmethod
     def _typed_values(table: TypedTable, data: dict[str, Any]) -> list[Any]:
-        values = [
-            _dumps(data.get(c.name)) if c.is_json else data.get(c.name) for c in table.columns
-        ]
+        get = data.get
+        values = [_dumps(get(name)) if is_json else get(name) for name, is_json in table.writers]
         known = table.column_names
-        rest = {k: v for k, v in data.items() if k not in known}
-        values.append(_dumps(rest) if rest else None)
+        if len(data) > len(known) or not known.issuperset(data):
+            rest = {k: v for k, v in data.items() if k not in known}
+            values.append(_dumps(rest) if rest else None)
+        else:
+            values.append(None)
         return values
 
     def write_dead_letters(self, rows: Iterable[tuple[float, str, str, str, Event]]) -> None:

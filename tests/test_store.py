@@ -104,7 +104,9 @@ def test_schema_creation_is_idempotent(store_path: Path) -> None:
         meta = second.query("SELECT * FROM meta")
         assert meta == [{"key": "store_version", "value": str(STORE_VERSION)}]
         tables = {r["table_name"] for r in second.query("SELECT table_name FROM duckdb_tables()")}
-        assert {"meta", "sessions", "events", "dead_letters", "http", "console"} <= tables
+        assert {"meta", "sessions", "generic_events", "dead_letters", "http", "console"} <= tables
+        views = {r["view_name"] for r in second.query("SELECT view_name FROM duckdb_views()")}
+        assert "events" in views
     finally:
         second.close()
 

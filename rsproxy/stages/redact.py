@@ -88,6 +88,7 @@ class Redact(Stage[RedactConfig]):
     def __init__(self, config: RedactConfig, context: Any) -> None:
         super().__init__(config, context)
         self._mask = config.replacement
+        self._verdicts: dict[str, bool] = {}
         self._headers = frozenset(h.lower() for h in config.headers)
         # A body that reflects headers (an echo endpoint, a logged request) holds them as keys.
         self._header_keys = frozenset(_norm(h) for h in config.headers)
@@ -112,8 +113,15 @@ class Redact(Stage[RedactConfig]):
     # ---- matching -------------------------------------------------------------------------------
 
     def _secret_key(self, key: str) -> bool:
-        normal = _norm(key)
-        return normal in self._header_keys or any(word in normal for word in self._words)
+        # Keys and header names repeat from event to event, so each is judged once.
+        known = self._verdicts.get(key)
+        if known is None:
+            normal = _norm(key)
+            known = normal in self._header_keys or any(word in normal for word in self._words)
+            if len(self._verdicts) > 50_000:  # a page inventing keys must not grow this forever
+                self._verdicts.clear()
+            self._verdicts[key] = known
+        return known
 
     def _secret_header(self, name: str) -> bool:
         lower = name.lower()
