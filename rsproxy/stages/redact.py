@@ -96,6 +96,7 @@ class Redact(Stage[RedactConfig]):
         self._params = frozenset(_norm(p) for p in config.query_params)
         # Words whose presence in a body means it may hold a secret and must be looked at.
         self._triggers = tuple(sorted(set(self._words) | self._header_keys))
+        self._trigger = re.compile("|".join(map(re.escape, self._triggers)) or "(?!)")
         alternatives = "|".join(
             # each word may be written with - or _ between any of its letters (api_key, apiKey)
             "[-_]?".join(re.escape(ch) for ch in word)
@@ -256,7 +257,7 @@ class Redact(Stage[RedactConfig]):
 
     def _redact_body(self, body: str, content_type: str | None) -> str:
         squeezed = body.lower().replace("_", "").replace("-", "")
-        if "\\u" not in body and not any(word in squeezed for word in self._triggers):
+        if "\\u" not in body and not self._trigger.search(squeezed):
             # The common case: nothing that could be a secret key (a \u escape could spell one).
             return body
         ctype = (content_type or "").lower()
