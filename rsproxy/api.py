@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -187,6 +188,4 @@ class ApiServer:
 
 
 def _dumps(value: Any) -> str:
-    import json
-
     return json.dumps(value, default=str)

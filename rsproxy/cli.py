@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
 from rsproxy import __version__
@@ -155,11 +158,8 @@ def stop(project: ProjectOption = None) -> None:
     pid = client.state.pid
     try:
         client.post("/api/shutdown")
-    except Exception:
-        import os
-        import signal
-
-        os.kill(pid, signal.SIGTERM)
+    except (RsproxyError, httpx.HTTPError):
+        os.kill(pid, signal.SIGTERM)  # the API is wedged; the daemon still stops cleanly on TERM
     finally:
         client.close()
     deadline = time.monotonic() + 30

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from rsproxy.errors import DaemonError, NotRunningError, StoreError
+from rsproxy.errors import DaemonError, NotRunningError
 from rsproxy.project import Project
 from rsproxy.state import DaemonState
 from rsproxy.store import Store
@@ -113,7 +113,4 @@ def open_reader(project: Project) -> Reader:
     state = DaemonState.read(project.state_path)
     if state is not None:
         return DaemonClient(state)
-    try:
-        return StoreReader(project)
-    except StoreError:
-        raise
+    return StoreReader(project)

@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,17 +218,21 @@ async def _supervised(command: Sequence[str]) -> AsyncIterator[subprocess.Popen[
 
 
 def stop_group(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the child's process group, then SIGKILL if it has not ended within the grace."""
-    for sig, wait in ((signal.SIGTERM, _CHILD_GRACE_SECONDS), (signal.SIGKILL, 2.0)):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            child.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
-        # The leader is gone; members of its group may linger, so the group is signalled again.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-        break
+    """SIGTERM to the child's whole process group, SIGKILL to what is left after the grace."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _CHILD_GRACE_SECONDS
+    while time.monotonic() < deadline and _group_alive(child):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait(5)
+
+
+def _group_alive(child: subprocess.Popen[bytes]) -> bool:
+    child.poll()  # reap the leader if it has exited, so it does not count as a member
+    try:
+        os.killpg(child.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -204,3 +204,30 @@ def test_requests_without_any_capture_says_so(tmp_path: Path) -> None:
     result = _rsproxy("requests", "--project", "empty", home=tmp_path)
     assert result.returncode == 1
     assert "nothing has been captured for this project yet" in result.stderr
+
+
+def test_start_supervises_the_dev_server_command_and_stops_its_group(tmp_path: Path) -> None:
+    import os
+
+    import psutil
+
+    port = _free_port()
+    command = ["--", sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    daemon = DaemonProcess(tmp_path, "--target", f":{port}", *command, project="supervised").start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # the dev server needs a moment to listen; until then the proxy answers 502
+            answer = httpx.get(daemon.proxy_url + "/", trust_env=False)
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert answer.status_code == 200 and "Directory listing" in answer.text
+        assert daemon.proc is not None
+        children = psutil.Process(daemon.proc.pid).children()
+        server = next(c for c in children if "http.server" in " ".join(c.cmdline()))
+        group = os.getpgid(server.pid)
+        assert group != os.getpgid(daemon.proc.pid), "the command must run in its own process group"
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(group, 0)
