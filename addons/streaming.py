@@ -17,12 +17,12 @@ TEE = "rsproxy.tee"
 
 # Content types that are streams by nature, whatever their framing.
 _STREAM_TYPES = (
-    "text/event-stream",
-    "application/x-ndjson",
-    "application/jsonl",
-    "application/stream+json",
-    "multipart/x-mixed-replace",
-    "application/grpc",
+    b"text/event-stream",
+    b"application/x-ndjson",
+    b"application/jsonl",
+    b"application/stream+json",
+    b"multipart/x-mixed-replace",
+    b"application/grpc",
 )
 # Bodies announced larger than this are streamed rather than held in memory.
 LARGE_BODY = 8 * 1024 * 1024
@@ -48,17 +48,25 @@ class StreamTee:
         return self.total > len(self.head)
 
 
-def should_stream(message: http.Message, *, is_html: bool = False) -> bool:
-    headers = message.headers
-    ctype = headers.get("content-type", "").lower()
+def should_stream(message: http.Message) -> bool:
+    # Runs for every request and response: one pass over the raw header fields instead of
+    # several decoding lookups.
+    ctype = length = encoding = b""
+    for name, value in message.headers.fields:
+        lowered = name.lower()
+        if lowered == b"content-type":
+            ctype = value.lower()
+        elif lowered == b"content-length":
+            length = value
+        elif lowered == b"transfer-encoding":
+            encoding = value.lower()
     if ctype.startswith(_STREAM_TYPES):
         return True
-    length = headers.get("content-length")
-    if length is not None:
+    if length:
         return length.isdigit() and int(length) > LARGE_BODY
     # No length: a chunked (or read-until-close) body. HTML is buffered for injection; any
     # other chunked body may be a stream the app reads as it arrives.
-    return "chunked" in headers.get("transfer-encoding", "").lower() and not is_html
+    return b"chunked" in encoding and b"html" not in ctype
 
 
 class Streaming:
@@ -74,8 +82,7 @@ class Streaming:
         response = flow.response
         if response is None or is_internal(flow):
             return
-        is_html = "html" in response.headers.get("content-type", "").lower()
-        if should_stream(response, is_html=is_html):
+        if should_stream(response):
             tee = StreamTee(ctx.options.rsproxy_body_limit)
             response.stream = tee
             flow.metadata[TEE + ".response"] = tee
