@@ -13,6 +13,7 @@ The response recorded is the one the server sent, before the probe is injected i
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from typing import Any
 
@@ -34,6 +35,8 @@ _API_KEY_HEADERS = frozenset(
 )
 _API_KEY_PARAMS = frozenset({"api_key", "apikey", "key", "access_token", "token", "auth"})
 _SESSION_COOKIE = re.compile(r"sess|sid\b|auth|token|jwt|login|remember", re.IGNORECASE)
+log = logging.getLogger("rsproxy.capture")
+
 _WS_TEXT_LIMIT = 4096
 CAPTURED = "rsproxy.captured"
 
@@ -75,7 +78,13 @@ class Capture:
         if runtime is None or is_internal(flow) or flow.metadata.get(CAPTURED):
             return
         flow.metadata[CAPTURED] = True
-        event = http_event(flow, ctx.options.rsproxy_body_limit)
+        try:
+            event = http_event(flow, ctx.options.rsproxy_body_limit)
+        except Exception:
+            # Never let a capture problem reach the addons after this one (the probe injection)
+            # or the exchange itself; the exchange is simply not recorded.
+            log.exception("could not capture %s %s", flow.request.method, flow.request.pretty_url)
+            return
         runtime.submit(event)
 
 

@@ -103,8 +103,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=4.0, help="throughput window per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="throughput window per round")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--latency-requests", type=int, default=400)
     args = parser.parse_args()
 
@@ -158,8 +158,11 @@ def main() -> int:
         rps: dict[str, list[float]] = {name: [] for name in targets}
         p50: dict[str, list[float]] = {name: [] for name in targets}
         p95: dict[str, list[float]] = {name: [] for name in targets}
-        for _ in range(args.rounds):
-            for name, url in targets.items():
+        for round_no in range(args.rounds):
+            # Alternate the order so whatever drifts during a round (CPU steal on a shared
+            # machine, caches) does not always favour the same target.
+            order = list(targets.items())
+            for name, url in order if round_no % 2 == 0 else reversed(order):
                 rps[name].append(asyncio.run(throughput(url, args.seconds)))
                 a, b = asyncio.run(latency(url, args.latency_requests))
                 p50[name].append(a)
