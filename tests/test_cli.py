@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from rsproxy.cli import app
 from rsproxy.pipeline.spec import default_pipeline_path
-from rsproxy.testing import DaemonProcess, LoopbackServer, fixture_site
+from rsproxy.testing import DaemonProcess, LoopbackServer, fixture_site, free_port
 
 runner = CliRunner()
 
@@ -42,13 +42,6 @@ def _rsproxy(*args: str, home: Path, timeout: float = 60) -> subprocess.Complete
         text=True,
         timeout=timeout,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +82,7 @@ def test_pipeline_stages_lists_schema_and_example() -> None:
 def test_start_with_invalid_pipeline_exits_before_binding(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text(BROKEN_PIPELINE)
-    port = _free_port()
+    port = free_port()
     result = _rsproxy(
         "start", "--target", ":9", "--port", str(port), "--pipeline", str(broken), home=tmp_path
     )
@@ -211,7 +204,7 @@ def test_start_supervises_the_dev_server_command_and_stops_its_group(tmp_path: P
 
     import psutil
 
-    port = _free_port()
+    port = free_port()
     command = ["--", sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
     daemon = DaemonProcess(tmp_path, "--target", f":{port}", *command, project="supervised").start()
     try:

@@ -12,6 +12,7 @@ import socket
 
 import pytest
 
+from rsproxy import testing
 from rsproxy.daemon import choose_port, is_loopback, parse_target, port_is_free
 from rsproxy.errors import ConfigError, PortError, TargetError
 
@@ -114,9 +115,7 @@ def busy_port():
 
 @pytest.fixture
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return testing.free_port()
 
 
 def test_requested_busy_port_raises_port_error_naming_it(busy_port):

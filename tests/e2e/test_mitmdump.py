@@ -7,7 +7,6 @@ injected, captured and reports back through the probe, like under `rsproxy start
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,22 +16,15 @@ from typing import Any
 import pytest
 
 from rsproxy.state import DaemonState
-from rsproxy.testing import LoopbackServer, fixture_site
+from rsproxy.testing import LoopbackServer, fixture_site, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.browser
 def test_mitmdump_with_the_addon_script_captures_and_injects(tmp_path: Path, page: Any) -> None:
     mitmdump = Path(sys.executable).with_name("mitmdump")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "mitmdump.log"
     with LoopbackServer(fixture_site) as site, log.open("w") as log_file:
         proc = subprocess.Popen(
