@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from rsproxy.errors import ProbeMessageError, RsproxyError
+from rsproxy.events import Event
+from rsproxy.pages import ExecError, Pages
 from rsproxy.probe_messages import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class ApiServer:
         self._sockets: set[web.WebSocketResponse] = set()
         self._probe_js = probe_script()
         self._beacon_limiter = runtime.probe.connection_limiter()
+        self.pages = Pages()
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -59,6 +62,8 @@ class ApiServer:
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/events", self._events)
         app.router.add_post("/api/shutdown", self._shutdown)
+        app.router.add_get("/api/pages", self._pages)
+        app.router.add_post("/api/exec", self._exec)
         app.router.add_get(PROBE_PREFIX + "probe.js", self._serve_probe)
         app.router.add_get(PROBE_PREFIX + "ws", self._probe_socket)
         app.router.add_post(PROBE_PREFIX + "events", self._beacon)
@@ -142,6 +147,37 @@ class ApiServer:
         )
         return web.json_response({"events": rows, "count": len(rows)}, dumps=_dumps)
 
+    async def _pages(self, _request: web.Request) -> web.Response:
+        return web.json_response({"pages": self.pages.listing()})
+
+    async def _exec(self, request: web.Request) -> web.Response:
+        """Run JavaScript in a connected page: {"code": ..., "page_id"?: ..., "timeout_ms"?: ...}."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return _json_error(400, 'expected a JSON body such as {"code": "document.title"}')
+        if not isinstance(body, dict):
+            return _json_error(400, 'expected a JSON object such as {"code": "document.title"}')
+        timeout_ms = body.get("timeout_ms", 5000)
+        if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool):
+            return _json_error(400, "timeout_ms must be an integer number of milliseconds")
+        try:
+            result = await self.pages.exec(
+                body.get("code"), page_id=body.get("page_id"), timeout_ms=timeout_ms
+            )
+        except ExecError as exc:
+            return _json_error(exc.status, str(exc))
+        # Running code in a page is an action worth an audit trail: it is stored as an event.
+        self.runtime.submit(
+            Event(
+                kind="exec_result",
+                source="agent",
+                page_id=result["page_id"],
+                data={"code": body["code"], **{k: v for k, v in result.items() if k != "page_id"}},
+            )
+        )
+        return web.json_response(result, dumps=_dumps)
+
     async def _shutdown(self, _request: web.Request) -> web.Response:
         asyncio.get_running_loop().call_later(0.05, self.runtime.request_shutdown)
         return web.json_response({"stopping": True})
@@ -160,16 +196,27 @@ class ApiServer:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         self._sockets.add(ws)
-        limiter = self.runtime.probe.connection_limiter()
+        self.pages.connect(ws)
+        probe = self.runtime.probe
+        limiter = probe.connection_limiter()
         try:
             await ws.send_json({"type": "hello", "session_id": self.runtime.session_id})
-            async for message in ws:
-                if message.type == WSMsgType.TEXT:
-                    self._ingest(message.data, limiter)
-                elif message.type == WSMsgType.BINARY:
-                    self.runtime.probe.stats.rejected["binary"] += 1
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    probe.stats.rejected["binary"] += 1
+                    continue
+                try:
+                    message = probe.decode(frame.data)
+                    self.pages.heard(ws, message.get("page_id"))
+                    if message.get("type") == "exec_result":
+                        self.pages.answer(message)
+                    else:
+                        self._submit(probe.events(message, limiter))
+                except ProbeMessageError as exc:
+                    log.debug("probe message rejected: %s", exc)
         finally:
             self._sockets.discard(ws)
+            self.pages.disconnect(ws)
         return ws
 
     async def _beacon(self, request: web.Request) -> web.Response:
@@ -179,10 +226,11 @@ class ApiServer:
 
     def _ingest(self, raw: str | bytes, limiter: Any) -> None:
         try:
-            events = self.runtime.probe.parse(raw, limiter)
+            self._submit(self.runtime.probe.parse(raw, limiter))
         except ProbeMessageError as exc:
             log.debug("probe message rejected: %s", exc)
-            return
+
+    def _submit(self, events: list[Event]) -> None:
         for event in events:
             self.runtime.submit(event)
 

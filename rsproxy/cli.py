@@ -254,6 +254,49 @@ def requests(
         typer.echo(f"{when}  {data.get('method', ''):6} {status_text:>3}  {duration}  {path}")
 
 
+@app.command(name="exec")
+def exec_in_page(
+    code: Annotated[str, typer.Argument(help="JavaScript to run, e.g. 'document.title'.")],
+    project: ProjectOption = None,
+    page_id: Annotated[
+        str | None,
+        typer.Option("--page", help="The page_id to run in (default: most recently active page)."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the page.", min=0.001, max=60)
+    ] = 5.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Run JavaScript in a page opened through the proxy and print its result (Promises awaited)."""
+    from rsproxy.client import DaemonClient
+
+    try:
+        client = DaemonClient.for_project(Project.resolve(project))
+        try:
+            result = client.post(
+                "/api/exec",
+                {"code": code, "page_id": page_id, "timeout_ms": int(timeout * 1000)},
+                timeout=timeout + 5,
+            )
+        finally:
+            client.close()
+    except RsproxyError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _print_json(result)
+    elif result["ok"]:
+        typer.echo(json.dumps(result.get("value"), indent=2, default=str))
+    else:
+        error = result.get("error") or {}
+        typer.secho(
+            f"{error.get('name', 'Error')}: {error.get('message', '')} (page {result['page_id']})",
+            err=True,
+            fg=typer.colors.RED,
+        )
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
 # ---- pipeline -----------------------------------------------------------------------------------
 
 

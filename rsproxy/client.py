@@ -58,12 +58,19 @@ class DaemonClient:
             raise DaemonError(f"daemon answered {response.status_code}: {response.text}")
         return response.json()
 
-    def post(self, path: str) -> Any:
+    def post(self, path: str, body: Any = None, timeout: float | None = None) -> Any:
         try:
-            response = self._http.post(path)
+            response = self._http.post(
+                path, json=body, timeout=timeout if timeout is not None else self._http.timeout
+            )
         except httpx.HTTPError as exc:
             raise DaemonError(f"cannot reach the daemon at {self.state.api_url}: {exc}") from exc
-        response.raise_for_status()
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("error") or response.text
+            except ValueError:
+                message = response.text
+            raise DaemonError(message)
         return response.json()
 
     def status(self) -> dict[str, Any]:

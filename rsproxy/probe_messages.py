@@ -86,21 +86,36 @@ class ProbeIngest:
 
     def parse(self, raw: str | bytes, limiter: TokenBucket) -> list[Event]:
         """Events from one message; raises ProbeMessageError (already counted) when rejected."""
+        message = self.decode(raw)
+        if message.get("type") != "events":
+            raise self._rejected('bad_shape: expected {"type": "events", ...}')
+        return self.events(message, limiter)
+
+    def decode(self, raw: str | bytes) -> dict[str, Any]:
+        """The JSON object of one message, size-capped; ProbeMessageError (counted) otherwise."""
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise self._rejected(f"too_large: message of {len(raw)} bytes > {MAX_MESSAGE_BYTES}")
         try:
-            return self._parse(raw, limiter)
+            message = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise self._rejected(f"not_json: {type(exc).__name__}") from None
+        if not isinstance(message, dict):
+            raise self._rejected("bad_shape: a message is a JSON object with a `type`")
+        return message
+
+    def _rejected(self, reason: str) -> ProbeMessageError:
+        self.stats.rejected[reason.split(":")[0]] += 1
+        return ProbeMessageError(reason)
+
+    def events(self, message: dict[str, Any], limiter: TokenBucket) -> list[Event]:
+        """Events from a decoded ``{"type": "events"}`` message."""
+        try:
+            return self._events(message, limiter)
         except ProbeMessageError as exc:
             self.stats.rejected[exc.args[0].split(":")[0]] += 1
             raise
 
-    def _parse(self, raw: str | bytes, limiter: TokenBucket) -> list[Event]:
-        if len(raw) > MAX_MESSAGE_BYTES:
-            raise ProbeMessageError(f"too_large: message of {len(raw)} bytes > {MAX_MESSAGE_BYTES}")
-        try:
-            message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ProbeMessageError(f"not_json: {type(exc).__name__}") from None
-        if not isinstance(message, dict) or message.get("type") != "events":
-            raise ProbeMessageError('bad_shape: expected {"type": "events", ...}')
+    def _events(self, message: dict[str, Any], limiter: TokenBucket) -> list[Event]:
         items = message.get("events")
         if not isinstance(items, list):
             raise ProbeMessageError("bad_shape: `events` must be a list")
