@@ -1,6 +1,7 @@
 /*
- * rsproxy browser probe, injected by the proxy into every HTML page. It records page views,
- * console output and uncaught errors and streams them to the proxy over a WebSocket.
+ * rsproxy browser probe, injected by the proxy into every HTML page. It records page views
+ * (SPA route changes included), console output, uncaught errors, fetch/XHR calls and GraphQL
+ * operations, streams them to the proxy over a WebSocket, and runs the server's exec commands.
  * A small core (page id, queue, transport, serializer) plus collectors: collector(name, fn)
  * calls fn(core) once to hook one thing; it reports with core.push(kind, data).
  * It runs inside someone else's app: it must never throw into the page, patched functions
@@ -25,6 +26,8 @@
   const stringify = JSON.stringify;
   const now = Date.now;
   const loc = window.location;
+  const NPromise = window.Promise;
+  const geval = window.eval; // called by name, so an indirect eval: global scope, sloppy mode
 
   // ---- core
 
@@ -35,10 +38,10 @@
 
   const core = {
     version: 1,
-    page_id: randomId(),
+    page_id: randomId(), // replaced on each SPA route change
     hello: null, // the last {"type": "hello"} from the server
     collectors: [],
-    push, // push(kind, data): queue an event; data must be plain JSON data already
+    push, // push(kind, data, pageId?): queue an event; data must be plain JSON data already
     ser, // ser(value): bounded JSON-safe copy of anything
     text, // text(value): value as the console prints it
     guard, // guard(fn, ...args): run fn for a page hook; never throws
@@ -212,8 +215,9 @@
   let backoff = 500;
   let paused = false; // page is in the back/forward cache
 
-  function push(kind, data) {
-    queue.push({ kind, ts: now(), page_id: core.page_id, data });
+  // pageId: the page view an event belongs to when it began in an earlier one (a request).
+  function push(kind, data, pageId) {
+    queue.push({ kind, ts: now(), page_id: pageId || core.page_id, data });
     if (queue.length > MAX_QUEUE) {
       queue.shift();
       dropped++;
@@ -323,11 +327,66 @@
     connect();
   }
 
+  // ---- exec: {"type": "exec", "id", "code", "timeout_ms"} from the server, answered with one
+  // {"type": "exec_result", "id", "page_id", "ok", "value" | "error": {name, message, stack}}
+  // frame sent at once. The code runs outside the probe's lock, so its console output and
+  // requests are recorded like the page's own; a returned thenable is awaited up to timeout_ms.
+
+  function errorInfo(e) {
+    if (e && typeof e === 'object' && 'message' in e) {
+      return {
+        name: cap(String(e.name || 'Error'), 200),
+        message: cap(String(e.message), 4000),
+        stack: typeof e.stack === 'string' ? cap(e.stack, 4000) : null,
+      };
+    }
+    return { name: 'Error', message: 'Uncaught ' + text(e), stack: null };
+  }
+
+  function runExec(msg) {
+    const limit = msg.timeout_ms > 0 ? Math.min(+msg.timeout_ms, 600000) : 5000;
+    let settled = false;
+    let timer = 0;
+    const reply = (ok, v) => {
+      if (settled) return;
+      settled = true;
+      clearT(timer);
+      locked(() => {
+        const out = { type: 'exec_result', id: msg.id, page_id: core.page_id, ok };
+        if (ok) out.value = ser(v);
+        else out.error = errorInfo(v);
+        sendSocket(stringify(out));
+      }, []);
+    };
+    timer = setT(() => reply(false, {
+      name: 'TimeoutError', message: 'exec did not settle within ' + limit + ' ms', stack: null,
+    }), limit);
+    let result;
+    try {
+      result = geval(String(msg.code));
+    } catch (e) {
+      return reply(false, e instanceof EvalError ? {
+        name: 'EvalError',
+        message: "the page's Content-Security-Policy does not allow 'unsafe-eval', so exec cannot run code in it (" + e.message + ')',
+        stack: null,
+      } : e);
+    }
+    NPromise.resolve(result).then((v) => reply(true, v), (e) => reply(false, e));
+  }
+
+  handlers.exec = (msg) => {
+    NPromise.resolve().then(() => {
+      try {
+        runExec(msg);
+      } catch (e) { /* never into the page */ }
+    });
+  };
+
   // ---- the global
 
   const api = Object.freeze({
     version: 1,
-    page_id: core.page_id,
+    get page_id() { return core.page_id; },
     emit(kind, data) { // a custom event from app code
       guard(() => push(cap(String(kind), 100), ser(data)));
     },
@@ -341,6 +400,12 @@
 
   // ---- collectors
 
+  // A wrapper reports its original's name and arity.
+  function same(patched, orig) {
+    Object.defineProperty(patched, 'name', { value: orig.name });
+    Object.defineProperty(patched, 'length', { value: orig.length });
+  }
+
   collector('page', (core) => {
     const view = (navigation) => core.push('page_view', {
       url: loc.href, title: document.title, referrer: document.referrer, navigation,
@@ -352,6 +417,35 @@
       core.guard(view, 'load');
     }
     window.addEventListener('pageshow', (ev) => ev.persisted && core.guard(view, 'bfcache'));
+
+    // SPA routes: a URL change by pushState, replaceState or Back/Forward (popstate, which
+    // fragment navigations fire too) starts a new page view with a new page_id.
+    let last = loc.href;
+    const route = (navigation) => {
+      if (loc.href === last) return;
+      const referrer = last;
+      const previous = core.page_id;
+      last = loc.href;
+      core.page_id = randomId();
+      core.push('page_view', {
+        url: last, title: document.title, referrer, navigation, previous_page_id: previous,
+      });
+    };
+    const hist = window.history;
+    for (const [name, navigation] of [['pushState', 'push'], ['replaceState', 'replace']]) {
+      const orig = hist[name];
+      if (typeof orig !== 'function') continue;
+      const patched = function () {
+        const r = Reflect.apply(orig, this, arguments);
+        core.guard(route, navigation);
+        return r;
+      };
+      try {
+        same(patched, orig);
+        hist[name] = patched;
+      } catch (e) { /* left alone */ }
+    }
+    window.addEventListener('popstate', () => core.guard(route, 'pop'));
   });
 
   collector('console', (core) => {
@@ -375,7 +469,7 @@
         return Reflect.apply(orig, this, arguments);
       };
       try {
-        Object.defineProperty(patched, 'name', { value: orig.name });
+        same(patched, orig);
         con[level] = patched;
       } catch (e) { /* a frozen console stays as it is */ }
     }
@@ -405,6 +499,278 @@
         stack: stackOf(ev.reason),
       });
     }));
+  });
+
+  // GraphQL document stats from a small tokenizer. Fields are counted in every selection set,
+  // fragments' included; a field's depth is its selection-set nesting (1 = top level); depth is
+  // the deepest field and complexity the sum of all fields' depths (nesting costs more than
+  // breadth). Arguments, variables and directives are skipped.
+  function gqlStats(src, opName) {
+    const toks = (src.match(/#[^\n\r]*|"""[\s\S]*?"""|"(?:\\.|[^"\\\n])*"|\.\.\.|[_A-Za-z]\w*|[^\s,]/g) || [])
+      .filter((t) => t[0] !== '#' && t[0] !== '"');
+    const ops = [];
+    let d = 0;
+    let paren = 0;
+    let fields = 0;
+    let depth = 0;
+    let complexity = 0;
+    for (let i = 0; i < toks.length; i++) {
+      const t = toks[i];
+      if (t === '(') paren++;
+      else if (t === ')') paren--;
+      else if (paren > 0) continue;
+      else if (t === '{') d++;
+      else if (t === '}') d--;
+      else if (t === '...') {
+        if (toks[i + 1] === 'on') i += 2; // inline fragment's type condition
+        else if (/^\w/.test(toks[i + 1])) i++; // fragment spread
+      } else if (t === '@' || t === '$') i++;
+      else if (!/^[_A-Za-z]/.test(t)) continue;
+      else if (d > 0) {
+        if (toks[i + 1] === ':') continue; // an alias; the field name follows
+        fields++;
+        complexity += d;
+        if (d > depth) depth = d;
+      } else if (/^(query|mutation|subscription)$/.test(t) && (!i || toks[i - 1] === '}')) {
+        ops.push({ type: t, name: /^[_A-Za-z]/.test(toks[i + 1]) ? toks[i + 1] : null });
+      }
+    }
+    const op = ops.filter((o) => opName && o.name === opName)[0] || ops[0] || { type: 'query', name: null };
+    return {
+      operation_name: (typeof opName === 'string' && opName) || op.name,
+      operation_type: op.type,
+      field_count: fields,
+      depth,
+      complexity,
+    };
+  }
+
+  collector('network', (core) => {
+    const RID = 'x-rsproxy-request-id';
+    const CAP = 2000;
+    const READ = 65536; // characters of a response read to report its body and GraphQL errors
+    const perf = window.performance;
+    const clock = () => perf.now();
+    const since = (t) => Math.round((clock() - t) * 10) / 10;
+    const enc = new TextEncoder();
+    const textual = (ct) => /json|^\s*text\//i.test(ct || '');
+    let seq = 0;
+
+    // The call as it starts: null for the probe's own paths. Same-origin calls get a request
+    // id; cross-origin ones never do, since a custom header would need a CORS preflight.
+    function begin(initiator, url, method, body, ctype) {
+      const u = new URL(url, document.baseURI);
+      const same = u.origin === loc.origin && u.origin !== 'null';
+      if (same && u.pathname.indexOf('/__rsproxy/') === 0) return null;
+      const rec = {
+        initiator, method: String(method || 'GET').toUpperCase(), url: u.href, t0: clock(),
+        page_id: core.page_id, ttfb: null, gql: [],
+      };
+      if (same) rec.request_id = core.page_id + '-' + ++seq;
+      let s;
+      if (typeof body === 'string') s = body;
+      else if (body instanceof URLSearchParams) s = String(body);
+      else if (body instanceof Blob) rec.request_size = body.size;
+      else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) rec.request_size = body.byteLength;
+      if (s !== undefined) {
+        rec.request_size = enc.encode(s).length;
+        if (textual(ctype || 'text/plain')) rec.request_body = cap(s, CAP);
+      }
+      let ops = [];
+      if (rec.method === 'GET' && u.searchParams.get('query')) {
+        ops = [{ query: u.searchParams.get('query'), operationName: u.searchParams.get('operationName') }];
+      } else if (s && /^\s*[[{]/.test(s)) {
+        try {
+          const j = JSON.parse(s);
+          ops = Array.isArray(j) ? j : [j];
+        } catch (e) { /* not JSON */ }
+      }
+      for (const o of ops.slice(0, 20)) {
+        if (o && typeof o.query === 'string') rec.gql.push(gqlStats(o.query, o.operationName));
+      }
+      return rec;
+    }
+
+    // r: status, ok, error, aborted, ctype, size, text (the response body read so far), full.
+    function finish(rec, r) {
+      const data = {
+        initiator: rec.initiator, method: rec.method, url: rec.url, status: r.status, ok: r.ok,
+        ttfb_ms: rec.ttfb, duration_ms: since(rec.t0), request_size: rec.request_size === undefined ? null : rec.request_size,
+        response_size: r.size === undefined || r.size === null || isNaN(r.size) ? null : +r.size,
+        error: r.error || null, aborted: !!r.aborted,
+      };
+      if (rec.request_id) data.request_id = rec.request_id;
+      if (rec.request_body !== undefined) data.request_body = rec.request_body;
+      if (r.text !== undefined && textual(r.ctype)) data.response_body = cap(r.text, CAP);
+      core.push('resource', data, rec.page_id);
+      let reply = null;
+      if (rec.gql.length && r.full && /json/i.test(r.ctype)) {
+        try {
+          reply = JSON.parse(r.text);
+        } catch (e) { /* not JSON */ }
+      }
+      rec.gql.forEach((g, i) => {
+        const out = Object.assign({}, g, {
+          initiator: rec.initiator, method: rec.method, url: rec.url, status: r.status, ok: r.ok,
+          duration_ms: data.duration_ms, error: data.error,
+        });
+        if (rec.request_id) out.request_id = rec.request_id;
+        const one = Array.isArray(reply) ? reply[i] : reply;
+        if (one && typeof one === 'object') out.errors = Array.isArray(one.errors) ? one.errors.length : 0;
+        core.push('graphql', out, rec.page_id);
+      });
+    }
+
+    const failure = (e) => (e && e.name === 'AbortError' ? 'abort' : e && e.name === 'TypeError' ? 'network' : cap(String(e && e.message || e), 500));
+
+    // ---- fetch: the caller gets the same Response (the probe reads a clone) and the same
+    // rejection; the returned promise is a new one so an unhandled rejection stays unhandled.
+    const origFetch = window.fetch;
+    if (typeof origFetch === 'function') {
+      const onResponse = (rec, res) => {
+        rec.ttfb = since(rec.t0);
+        const ct = res.headers.get('content-type') || '';
+        const r = { status: res.status, ok: res.ok, ctype: ct, size: res.headers.get('content-length') };
+        if (!res.body || !textual(ct) || /event-stream/i.test(ct)) return finish(rec, r);
+        const reader = res.clone().body.getReader();
+        const dec = new TextDecoder();
+        let n = 0;
+        r.text = '';
+        const step = () => reader.read().then((chunk) => core.guard(() => {
+          if (chunk.done) {
+            r.full = true;
+            r.size = n;
+            return finish(rec, r);
+          }
+          n += chunk.value.byteLength;
+          r.text += dec.decode(chunk.value, { stream: true });
+          if (r.text.length < READ) return step();
+          reader.cancel().catch(() => {});
+          finish(rec, r);
+        }), (e) => core.guard(() => {
+          r.error = failure(e);
+          r.aborted = r.error === 'abort';
+          finish(rec, r);
+        }));
+        step();
+      };
+      const patched = function (input, init) {
+        let rec = null;
+        let args = arguments;
+        core.guard(() => {
+          const isReq = typeof Request === 'function' && input instanceof Request;
+          const opts = init === undefined || init === null ? {} : init;
+          if (typeof opts !== 'object') return;
+          const h = new Headers(opts.headers !== undefined ? opts.headers : isReq ? input.headers : undefined);
+          rec = begin('fetch', isReq ? input.url : input, opts.method || (isReq ? input.method : 'GET'),
+            opts.body, h.get('content-type'));
+          if (rec && rec.request_id) {
+            if (h.has(RID)) return void delete rec.request_id; // the app set its own
+            h.set(RID, rec.request_id);
+            // Inherits every other option from the caller's init, Request-as-init included.
+            args = [input, Object.create(opts, { headers: { value: h, enumerable: true } })];
+          }
+        });
+        const p = Reflect.apply(origFetch, this, args);
+        if (!rec) return p;
+        return p.then((res) => {
+          core.guard(onResponse, rec, res);
+          return res;
+        }, (e) => {
+          core.guard(() => finish(rec, { status: 0, ok: false, error: failure(e), aborted: !!e && e.name === 'AbortError' }));
+          throw e;
+        });
+      };
+      same(patched, origFetch);
+      window.fetch = patched;
+    }
+
+    // ---- XMLHttpRequest: open/send/setRequestHeader patched on the prototype; the probe
+    // only adds listeners, so events and readyState are as before.
+    const XHR = window.XMLHttpRequest;
+    if (typeof XHR !== 'function') return;
+    const proto = XHR.prototype;
+    const state = new WeakMap(); // xhr -> {method, url, ctype, own (app's request id), rec}
+    const hooked = new WeakSet();
+    const origOpen = proto.open;
+    const origSend = proto.send;
+    const origSet = proto.setRequestHeader;
+
+    const onEvent = function (ev) {
+      const xhr = this;
+      core.guard(() => {
+        const st = state.get(xhr);
+        const rec = st && st.rec;
+        if (!rec) return;
+        if (ev.type === 'readystatechange') {
+          if (xhr.readyState === 2 && rec.ttfb === null) rec.ttfb = since(rec.t0);
+          return;
+        }
+        if (ev.type !== 'loadend') return void (rec.end = ev.type);
+        st.rec = null;
+        const end = rec.end;
+        const ct = xhr.getResponseHeader('content-type') || '';
+        const r = {
+          status: xhr.status, ok: xhr.status >= 200 && xhr.status < 300 && end === 'load', ctype: ct,
+          error: end === 'load' ? null : end === 'error' ? 'network' : end, aborted: end === 'abort',
+        };
+        if (rec.ttfb === null && end === 'load') rec.ttfb = since(rec.t0);
+        const type = xhr.responseType;
+        let body;
+        if (type === '' || type === 'text') body = xhr.responseText;
+        else if (type === 'json' && xhr.response !== null) body = stringify(xhr.response);
+        if (body !== undefined && end === 'load') {
+          r.text = body;
+          r.full = true;
+          r.size = enc.encode(body).length;
+        } else {
+          r.size = xhr.getResponseHeader('content-length');
+        }
+        finish(rec, r);
+      });
+    };
+
+    proto.open = function () {
+      const r = Reflect.apply(origOpen, this, arguments);
+      const args = arguments;
+      core.guard(() => state.set(this, { method: args[0], url: String(args[1]), ctype: null, own: false, rec: null }));
+      return r;
+    };
+    proto.setRequestHeader = function (name, value) {
+      const r = Reflect.apply(origSet, this, arguments);
+      core.guard(() => {
+        const st = state.get(this);
+        const k = String(name).toLowerCase();
+        if (st && k === 'content-type') st.ctype = String(value);
+        if (st && k === RID) st.own = true;
+      });
+      return r;
+    };
+    proto.send = function (body) {
+      core.guard(() => {
+        const st = state.get(this);
+        if (!st || this.readyState !== 1 || st.rec) return;
+        const rec = begin('xhr', st.url, st.method, body, st.ctype);
+        if (!rec) return;
+        if (rec.request_id) {
+          try {
+            if (st.own) throw 0;
+            origSet.call(this, RID, rec.request_id);
+          } catch (e) {
+            delete rec.request_id;
+          }
+        }
+        st.rec = rec;
+        if (!hooked.has(this)) {
+          hooked.add(this);
+          for (const t of ['readystatechange', 'load', 'error', 'abort', 'timeout', 'loadend']) this.addEventListener(t, onEvent);
+        }
+      });
+      return Reflect.apply(origSend, this, arguments);
+    };
+    same(proto.open, origOpen);
+    same(proto.setRequestHeader, origSet);
+    same(proto.send, origSend);
   });
 
   try {
