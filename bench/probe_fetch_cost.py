@@ -1,7 +1,11 @@
-"""The probe's cost per intercepted fetch, in real Chromium through a real `rsproxy start`.
+"""The probe's cost per intercepted fetch, in real Chromium.
 
 One page, one run: a script in the page's <head> keeps the browser's own `fetch` before the
-probe (injected just before </head>) wraps it. The page then makes 1,000 same-origin fetches of
+probe (loaded just after it) wraps it. The page and the probe are served by a small local
+server with no rsproxy behind it, so what is measured is the probe's work in the page (the
+wrapper, the correlation header, reading a copy of the response, building the event), not the
+proxy's handling of the events it sends; with no socket to send to, they queue as they would
+while disconnected. The page then makes 1,000 same-origin fetches of
 a tiny JSON response with each of the two, in alternating blocks of 50 so the network, the proxy
 and the machine's load weigh on both alike. The figure is the median over block pairs of the
 extra time per call of the probe's fetch over the original (budget, DESIGN §10: 0.1 ms), with
@@ -16,16 +20,16 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 
 from aiohttp import web
 
-from rsproxy.testing import DaemonProcess, LoopbackServer, chromium
+from rsproxy.api import probe_script
+from rsproxy.testing import LoopbackServer, chromium
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>fetch cost</title>
 <script>window.__originalFetch = window.fetch.bind(window);</script>
+<script src="/__rsproxy/probe.js"></script>
 </head><body><p id="state">loading</p>
 <script>
 // Blocks of calls, alternating which fetch goes first: Chromium coarsens performance.now() to
@@ -55,11 +59,15 @@ def site() -> web.Application:
     async def page(_request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
 
+    async def probe(_request: web.Request) -> web.Response:
+        return web.Response(body=probe_script(), content_type="application/javascript")
+
     async def item(request: web.Request) -> web.Response:
         return web.json_response({"i": request.query.get("i"), "ok": True})
 
     app.router.add_get("/", page)
     app.router.add_get("/item", item)
+    app.router.add_get("/__rsproxy/probe.js", probe)
     return app
 
 
@@ -69,14 +77,9 @@ def main() -> int:
     )
     parser.add_argument("--fetches", type=int, default=1000)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="rsproxy-bench-"))
-    with (
-        LoopbackServer(site) as upstream,
-        DaemonProcess(home, "--target", f":{upstream.port}", project="fetchcost") as daemon,
-        chromium() as browser,
-    ):
+    with LoopbackServer(site) as server, chromium() as browser:
         page = browser.new_page()
-        page.goto(daemon.proxy_url + "/")
+        page.goto(server.url + "/")
         page.wait_for_function("window.__rsproxy && window.__rsproxy.page_id")
         result = page.evaluate(f"measure({args.fetches}, 50)")
         page.close()
