@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,35 @@ def test_exec_results_from_pages_cannot_be_forged_as_events(
     with daemon.api() as api:
         assert api.get("/readyz").status_code == 200
     assert len(daemon.events("exec_result")) == before
+
+
+@pytest.mark.browser
+def test_exec_in_a_real_page_returns_values_promises_and_errors(
+    daemon: DaemonProcess, page: Any
+) -> None:
+    page.goto(daemon.proxy_url + "/products")
+    page.wait_for_function("window.__rsproxy && window.__rsproxy.page_id")
+    page_id = page.evaluate("window.__rsproxy.page_id")
+    with daemon.api() as api:  # the socket is open once the page has said hello
+        deadline = time.monotonic() + 10
+        while not any(p["page_id"] == page_id for p in api.get("/api/pages").json()["pages"]):
+            assert time.monotonic() < deadline, "the page never connected"
+            page.wait_for_timeout(100)
+
+    title = _exec_cli(daemon, "document.title", "--page", page_id, "--json")
+    assert title.returncode == 0, title.stderr
+    assert json.loads(title.stdout)["value"] == page.title()
+
+    promised = _exec_cli(
+        daemon, "new Promise(r => setTimeout(() => r({n: 6 * 7}), 50))", "--page", page_id, "--json"
+    )
+    assert json.loads(promised.stdout)["value"] == {"n": 42}
+
+    thrown = _exec_cli(daemon, "throw new TypeError('bad input')", "--page", page_id)
+    assert thrown.returncode == 1 and "TypeError: bad input" in thrown.stderr
+
+    statement = _exec_cli(
+        daemon, "document.body.dataset.touched = 'yes'; 1 + 1", "--page", page_id, "--json"
+    )
+    assert json.loads(statement.stdout)["value"] == 2
+    assert page.evaluate("document.body.dataset.touched") == "yes"
