@@ -1,7 +1,10 @@
 /*
  * rsproxy browser probe, injected by the proxy into every HTML page. It records page views
  * (SPA route changes included), console output, uncaught errors, fetch/XHR calls and GraphQL
- * operations, streams them to the proxy over a WebSocket, and runs the server's exec commands.
+ * operations, web vitals, long tasks, a resource summary, large DOM insertions and
+ * dataLayer/gtag calls, streams them to the proxy over a WebSocket, and runs the server's exec
+ * commands. This is the readable source; the proxy serves probe.min.js, made from it by
+ * `python injected_js/build.py` (run it after every change; a test checks it is up to date).
  * A small core (page id, queue, transport, serializer) plus collectors: collector(name, fn)
  * calls fn(core) once to hook one thing; it reports with core.push(kind, data).
  * It runs inside someone else's app: it must never throw into the page, patched functions
@@ -771,6 +774,210 @@
     same(proto.open, origOpen);
     same(proto.setRequestHeader, origSet);
     same(proto.send, origSend);
+  });
+
+  // ---- performance: web vitals, long tasks, a resource summary and large DOM insertions, from
+  // PerformanceObserver (buffered, so entries from before the probe ran count too).
+
+  const round1 = (x) => Math.round(x * 10) / 10;
+
+  // fn(entries) for each batch of one entry type; null where the browser lacks the type, so
+  // one missing type leaves the rest of a collector working.
+  function observe(type, fn, opts) {
+    const PO = window.PerformanceObserver;
+    try {
+      if (!PO || (PO.supportedEntryTypes || []).indexOf(type) < 0) return null;
+      const po = new PO((list) => guard(fn, list.getEntries()));
+      po.observe(Object.assign({ type, buffered: true }, opts));
+      return po;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // "tag#id.class" for an element, with its parent's the same way: "body > ul#list".
+  function describe(el) {
+    const one = (e) => {
+      if (!e || e.nodeType !== 1) return e && e.nodeName ? e.nodeName.toLowerCase() : '?';
+      let s = e.nodeName.toLowerCase() + (e.id ? '#' + e.id : '');
+      if (typeof e.className === 'string' && e.className.trim()) s += '.' + e.className.trim().split(/\s+/).slice(0, 2).join('.');
+      return s;
+    };
+    return cap((el && el.parentNode && el.parentNode.nodeType === 1 ? one(el.parentNode) + ' > ' : '') + one(el), 200);
+  }
+
+  collector('vitals', (core) => {
+    // Thresholds (good, poor) of the web-vitals library.
+    const LIMITS = { LCP: [2500, 4000], CLS: [0.1, 0.25], INP: [200, 500], FCP: [1800, 3000], TTFB: [800, 1800] };
+    const pageId = core.page_id; // the vitals are the document's, which began with this view
+    const sent = Object.create(null); // name -> last value reported
+    const report = (name, value) => {
+      value = name === 'CLS' ? Math.round(value * 1e4) / 1e4 : round1(value);
+      if (sent[name] === value) return;
+      sent[name] = value;
+      const t = LIMITS[name];
+      const rating = value <= t[0] ? 'good' : value <= t[1] ? 'needs-improvement' : 'poor';
+      core.push('vital', { name, value, rating }, pageId);
+    };
+
+    observe('paint', (es) => es.forEach((e) => e.name === 'first-contentful-paint' && report('FCP', e.startTime)));
+    observe('navigation', (es) => es.forEach((e) => e.responseStart > 0 && report('TTFB', e.responseStart)));
+
+    let lcp = -1;
+    observe('largest-contentful-paint', (es) => es.forEach((e) => { lcp = e.startTime; }));
+
+    // CLS: shifts not caused by input, in session windows (gaps under 1 s, at most 5 s long);
+    // the value is the largest window's sum, 0 if nothing shifted.
+    let cls = -1;
+    let sum = 0;
+    let first = 0;
+    let prev = 0;
+    if (observe('layout-shift', (es) => es.forEach((e) => {
+      if (e.hadRecentInput) return;
+      if (sum && e.startTime - prev < 1000 && e.startTime - first < 5000) {
+        sum += e.value;
+      } else {
+        sum = e.value;
+        first = e.startTime;
+      }
+      prev = e.startTime;
+      if (sum > cls) cls = sum;
+    }))) cls = Math.max(cls, 0);
+
+    // INP: each interaction's longest event; the worst one, or the 98th percentile when there
+    // are 50 or more.
+    const inter = new Map();
+    const onEvents = (es) => es.forEach((e) => {
+      if (e.interactionId) inter.set(e.interactionId, Math.max(inter.get(e.interactionId) || 0, e.duration));
+    });
+    observe('event', onEvents, { durationThreshold: 40 });
+    observe('first-input', onEvents);
+
+    const onHide = () => guard(() => {
+      if (lcp >= 0) report('LCP', lcp);
+      if (cls >= 0) report('CLS', cls);
+      const d = Array.from(inter.values()).sort((a, b) => b - a);
+      if (d.length) report('INP', d[Math.min(d.length - 1, Math.floor(d.length / 50))]);
+    });
+    // Registered before the transport's own listeners, so these are in the last beacon.
+    document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && onHide());
+    window.addEventListener('pagehide', onHide);
+  });
+
+  collector('long_tasks', (core) => {
+    observe('longtask', (es) => es.forEach((e) => core.push('long_task', {
+      duration_ms: round1(e.duration), start_ms: round1(e.startTime),
+    })));
+  });
+
+  // One summary of the page's resources, 2 s after load.
+  collector('resources', (core) => {
+    const list = [];
+    const pageId = core.page_id;
+    const po = observe('resource', (es) => es.forEach((e) => {
+      if (e.name.indexOf(loc.origin + '/__rsproxy/') !== 0) list.push(e);
+    }));
+    if (!po) return;
+    const summary = () => guard(() => {
+      po.disconnect();
+      const byType = Object.create(null);
+      let bytes = 0;
+      for (const e of list) {
+        byType[e.initiatorType || 'other'] = (byType[e.initiatorType || 'other'] || 0) + 1;
+        bytes += e.transferSize || 0;
+      }
+      const slowest = list.slice().sort((a, b) => b.duration - a.duration).slice(0, 5)
+        .map((e) => ({ url: cap(e.name, 500), duration_ms: round1(e.duration) }));
+      core.push('resource', { initiator: 'summary', count: list.length, by_type: byType, transfer_bytes: bytes, slowest }, pageId);
+      list.length = 0;
+    });
+    const later = () => setT(summary, 2000);
+    if (document.readyState === 'complete') later();
+    else window.addEventListener('load', later, { once: true });
+  });
+
+  // A MutationObserver batch that adds more than 500 nodes (descendants included).
+  collector('dom_mutation', (core) => {
+    const MO = window.MutationObserver;
+    if (!MO) return;
+    new MO((records) => guard(() => {
+      let total = 0;
+      let most = 0;
+      let target = null;
+      for (const r of records) {
+        let n = 0;
+        for (const node of r.addedNodes) n += 1 + (node.nodeType === 1 ? node.getElementsByTagName('*').length : 0);
+        total += n;
+        if (n > most) {
+          most = n;
+          target = r.target;
+        }
+      }
+      if (total > 500) core.push('dom_mutation', { added_nodes: total, target: describe(target) });
+    })).observe(document, { childList: true, subtree: true });
+  });
+
+  // ---- tracking: Google Tag Manager's dataLayer.push and gtag(), wrapped when the page has
+  // them at load, DOMContentLoaded or the load event (and again if the page replaced them).
+  collector('tracking', (core) => {
+    const mine = new WeakSet(); // the probe's wrappers
+    let inGtag = 0; // gtag() pushes its arguments to the dataLayer: reported once, as gtag
+    const report = (api, event, params) => core.push('tracking', {
+      api, event: event === undefined || event === null ? null : cap(String(event), 200), params: core.ser(params),
+    });
+    // gtag('event', name, params), or gtag(command, ...rest) for config/set/consent/js.
+    const gtagCall = (args) => (args[0] === 'event'
+      ? report('gtag', args[1], args[2])
+      : report('gtag', args[0], Array.prototype.slice.call(args, 1)));
+    const wrap = (obj, key, before) => {
+      const orig = obj[key];
+      if (typeof orig !== 'function' || mine.has(orig)) return;
+      const patched = function () {
+        core.guard(before, arguments);
+        return Reflect.apply(orig, this, arguments);
+      };
+      same(patched, orig);
+      mine.add(patched);
+      obj[key] = patched;
+    };
+    const check = () => guard(() => {
+      const dl = window.dataLayer;
+      if (dl && typeof dl === 'object') {
+        try {
+          wrap(dl, 'push', (items) => {
+            if (inGtag) return;
+            for (const item of items) {
+              if (Object.prototype.toString.call(item) === '[object Arguments]') {
+                gtagCall(item);
+              } else if (item && typeof item === 'object' && !Array.isArray(item)) {
+                const params = Object.assign({}, item);
+                delete params.event;
+                report('dataLayer', item.event, params);
+              } else {
+                report('dataLayer', null, item);
+              }
+            }
+          });
+        } catch (e) { /* a frozen dataLayer stays as it is */ }
+      }
+      const orig = window.gtag;
+      if (typeof orig !== 'function' || mine.has(orig)) return;
+      const patched = function () {
+        core.guard(gtagCall, arguments);
+        inGtag++;
+        try {
+          return Reflect.apply(orig, this, arguments);
+        } finally {
+          inGtag--;
+        }
+      };
+      same(patched, orig);
+      mine.add(patched);
+      window.gtag = patched;
+    });
+    check();
+    document.addEventListener('DOMContentLoaded', check);
+    window.addEventListener('load', check);
   });
 
   try {

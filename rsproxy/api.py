@@ -37,7 +37,7 @@ MAX_LIMIT = 1000
 
 
 def probe_script() -> bytes:
-    return resources.files("rsproxy.injected_js").joinpath("probe.js").read_bytes()
+    return resources.files("rsproxy.injected_js").joinpath("probe.min.js").read_bytes()
 
 
 def _json_error(status: int, message: str, **extra: Any) -> web.Response:
