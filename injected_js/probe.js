@@ -1,9 +1,10 @@
 /*
  * rsproxy browser probe, injected by the proxy into every HTML page. It records page views
  * (SPA route changes included), console output, uncaught errors, fetch/XHR calls and GraphQL
- * operations, web vitals, long tasks, a resource summary, large DOM insertions and
- * dataLayer/gtag calls, streams them to the proxy over a WebSocket, and runs the server's exec
- * commands. This is the readable source; the proxy serves probe.min.js, made from it by
+ * operations, web vitals, long tasks, a resource summary, large DOM insertions,
+ * dataLayer/gtag calls, React renders (through __REACT_DEVTOOLS_GLOBAL_HOOK__) and Redux/Zustand
+ * store actions (through the Redux DevTools extension's globals), streams them to the proxy over
+ * a WebSocket, and runs the server's exec commands. This is the readable source; the proxy serves probe.min.js, made from it by
  * `python injected_js/build.py` (run it after every change; a test checks it is up to date).
  * A small core (page id, queue, transport, serializer) plus collectors: collector(name, fn)
  * calls fn(core) once to hook one thing; it reports with core.push(kind, data).
@@ -407,6 +408,16 @@
   function same(patched, orig) {
     Object.defineProperty(patched, 'name', { value: orig.name });
     Object.defineProperty(patched, 'length', { value: orig.length });
+  }
+
+  // A global for the page's libraries to find (the devtools hooks below), put on Window.prototype
+  // so that window itself still has __rsproxy as its only own addition (leak checks in the app's
+  // tests look there); the page can still assign its own, which then shadows ours. Nowhere to
+  // put it (not a browser window): not installed.
+  function defineGlobal(key, value) {
+    const proto = Object.getPrototypeOf(window);
+    if (!proto || proto === Object.prototype) throw 0;
+    Object.defineProperty(proto, key, { value, configurable: true, writable: true, enumerable: false });
   }
 
   collector('page', (core) => {
@@ -978,6 +989,265 @@
     check();
     document.addEventListener('DOMContentLoaded', check);
     window.addEventListener('load', check);
+  });
+
+  // ---- state stores: Redux (via __REDUX_DEVTOOLS_EXTENSION_COMPOSE__, as Redux Toolkit's
+  // configureStore uses it) and Zustand's devtools middleware (via
+  // __REDUX_DEVTOOLS_EXTENSION__.connect). Installed at probe start, before the app's bundle;
+  // a real extension is wrapped, never replaced: what the app calls on it still reaches it.
+  // Each action becomes a "state" event with the top-level keys it changed.
+  collector('stores', (core) => {
+    const w = window;
+    const real = w.__REDUX_DEVTOOLS_EXTENSION__;
+    const realCompose = w.__REDUX_DEVTOOLS_EXTENSION_COMPOSE__;
+    const isObj = (v) => v !== null && typeof v === 'object';
+    const diff = (a, b) => {
+      const out = Object.create(null);
+      if (!isObj(a) || !isObj(b)) {
+        if (!Object.is(a, b)) out['*'] = { before: core.ser(a), after: core.ser(b) };
+        return out;
+      }
+      let n = 0;
+      for (const k of new Set(Object.keys(a).concat(Object.keys(b)))) {
+        if (Object.is(a[k], b[k])) continue;
+        if (++n > 20) {
+          out['…'] = 'more';
+          break;
+        }
+        out[k] = { before: core.ser(a[k]), after: core.ser(b[k]) };
+      }
+      return out;
+    };
+    const record = (library, store, action, before, after) => core.push('state', {
+      library,
+      store: cap(String(store), 200),
+      action: cap(String(isObj(action) ? action.type : action), 200),
+      diff: diff(before, after),
+    });
+    const nameOf = (o) => (isObj(o) && o.name ? o.name : 'redux');
+
+    // An enhancer that reports each plain action dispatched to the store it makes.
+    const enhancer = (opts) => (next) => function () {
+      const store = next.apply(this, arguments);
+      core.guard(() => {
+        const dispatch = store.dispatch;
+        const name = nameOf(opts);
+        store.dispatch = function (action) {
+          let before;
+          core.guard(() => { before = store.getState(); });
+          const r = Reflect.apply(dispatch, this, arguments);
+          if (isObj(action) && action.type !== undefined) core.guard(() => record('redux', name, action, before, store.getState()));
+          return r;
+        };
+        same(store.dispatch, dispatch);
+      });
+      return store;
+    };
+    const compose = (fns) => (fns.length ? fns.reduce((f, g) => function () { return f(g.apply(this, arguments)); }) : (x) => x);
+
+    let composeHook;
+    if (typeof realCompose === 'function') {
+      // Ours goes outside the extension's enhancer, which lifts the store's state and actions.
+      composeHook = function () {
+        const args = Array.from(arguments);
+        if (args.length === 1 && isObj(args[0])) {
+          const c = realCompose.apply(this, arguments);
+          if (typeof c !== 'function') return c;
+          return function () { return compose([enhancer(args[0]), c.apply(this, arguments)]); };
+        }
+        if (!args.length) return realCompose.apply(this, arguments);
+        return compose([enhancer({}), realCompose.apply(this, arguments)]);
+      };
+      same(composeHook, realCompose);
+    } else {
+      composeHook = function () {
+        const args = Array.from(arguments);
+        if (!args.length) return enhancer({});
+        if (args.length === 1 && isObj(args[0])) return function () { return compose(Array.from(arguments).concat(enhancer(args[0]))); };
+        return compose(args.concat(enhancer({})));
+      };
+    }
+
+    // Zustand: connect(options) -> connection; init(state) then send(action, state) per set().
+    const watch = (conn, opts) => {
+      const store = opts && opts.name ? opts.name : 'zustand';
+      let last;
+      const out = Object.create(conn || null);
+      out.init = function (state) {
+        last = state;
+        if (conn && typeof conn.init === 'function') return conn.init.apply(conn, arguments);
+      };
+      out.send = function (action, state) {
+        core.guard(() => {
+          const prev = last;
+          last = state;
+          record('zustand', store, action, prev, state);
+        });
+        if (conn && typeof conn.send === 'function') return conn.send.apply(conn, arguments);
+      };
+      if (!conn) {
+        out.subscribe = () => () => {};
+        out.unsubscribe = () => {};
+        out.error = () => {};
+      }
+      return out;
+    };
+
+    let extHook;
+    if (real && (typeof real === 'function' || isObj(real))) {
+      const realConnect = real.connect;
+      if (typeof realConnect === 'function') {
+        try {
+          real.connect = function (opts) {
+            return watch(Reflect.apply(realConnect, this, arguments), opts);
+          };
+          same(real.connect, realConnect);
+        } catch (e) { /* frozen: left alone */ }
+      }
+    } else {
+      extHook = function (opts) { return enhancer(opts); };
+      extHook.connect = (opts) => watch(null, opts);
+      extHook.disconnect = () => {};
+      extHook.send = () => {};
+      extHook.listen = () => {};
+      extHook.open = () => {};
+      extHook.notifyErrors = () => {};
+    }
+    if (typeof realCompose === 'function') w.__REDUX_DEVTOOLS_EXTENSION_COMPOSE__ = composeHook;
+    else defineGlobal('__REDUX_DEVTOOLS_EXTENSION_COMPOSE__', composeHook);
+    if (extHook) defineGlobal('__REDUX_DEVTOOLS_EXTENSION__', extHook);
+  });
+
+  // ---- React renders, from __REACT_DEVTOOLS_GLOBAL_HOOK__ (a minimal hook is installed when
+  // the page has none, before React loads; a real DevTools hook is wrapped). Each commit's
+  // rendered function/class components are summed per component and reported at most every
+  // 500 ms as a "render" event.
+  collector('react', (core) => {
+    const KEY = '__REACT_DEVTOOLS_GLOBAL_HOOK__';
+    const MAX_FIBERS = 5000;
+    const COMPONENT = { 0: 1, 1: 1, 11: 1, 14: 1, 15: 1 }; // function, class, forwardRef, memo
+    const agg = new Map(); // name -> render stats of this window
+    let timer = 0;
+
+    const nameOf = (f) => {
+      let t = f.type;
+      if (t && f.tag === 14) t = t.type; // memo(Component)
+      if (t && f.tag === 11) t = t.render || t; // forwardRef
+      if (typeof t === 'function') return t.displayName || t.name || 'Anonymous';
+      return (f.type && f.type.displayName) || 'Anonymous';
+    };
+    const shallow = (a, b) => { // changed keys, or null when one is not an object
+      if (!a || !b || typeof a !== 'object' || typeof b !== 'object') return null;
+      const out = [];
+      for (const k of new Set(Object.keys(a).concat(Object.keys(b)))) {
+        if (!Object.is(a[k], b[k])) out.push(k);
+      }
+      return out;
+    };
+    const stateChanged = (f, p) => {
+      if (f.tag === 1) return f.memoizedState !== p.memoizedState;
+      // Hooks: only those with an update queue (useState, useReducer, useSyncExternalStore...)
+      // hold state; effects and memos are rebuilt or kept and say nothing.
+      let a = f.memoizedState;
+      let b = p.memoizedState;
+      for (let i = 0; a && b && i < 200; i++, a = a.next, b = b.next) {
+        if (a.queue && !Object.is(a.memoizedState, b.memoizedState)) return true;
+      }
+      return false;
+    };
+    const contextChanged = (f, p) => {
+      let a = f.dependencies && f.dependencies.firstContext;
+      let b = p.dependencies && p.dependencies.firstContext;
+      for (let i = 0; a && b && i < 100; i++, a = a.next, b = b.next) {
+        if (!Object.is(a.memoizedValue, b.memoizedValue)) return true;
+      }
+      return false;
+    };
+
+    const report = () => guard(() => {
+      timer = 0;
+      for (const [component, s] of agg) {
+        core.push('render', {
+          component, renders: s.renders, actual_duration_ms: round1(s.ms), reasons: s.reasons,
+          changed_props: Array.from(s.props).slice(0, 20), identical_props: s.same, commit_components: s.commit,
+        });
+      }
+      agg.clear();
+    });
+
+    const onCommit = (root) => {
+      const top = root && root.current;
+      if (!top) return;
+      const rendered = [];
+      const stack = [top];
+      let seen = 0;
+      while (stack.length && seen++ < MAX_FIBERS) {
+        const f = stack.pop();
+        const p = f.alternate;
+        if (COMPONENT[f.tag] && (p === null || (f.flags & 1))) rendered.push(f);
+        // A subtree that did not render this commit keeps its old child list.
+        if (f.sibling) stack.push(f.sibling);
+        if (f.child && (p === null || f.child !== p.child || f === top)) stack.push(f.child);
+      }
+      for (const f of rendered) {
+        const name = nameOf(f);
+        let s = agg.get(name);
+        if (!s) agg.set(name, s = { renders: 0, ms: 0, reasons: {}, props: new Set(), same: 0, commit: 0 });
+        s.renders++;
+        s.ms += f.actualDuration > 0 ? f.actualDuration : 0;
+        s.commit = Math.max(s.commit, rendered.length);
+        const p = f.alternate;
+        let reason = 'mount';
+        if (p) {
+          const changed = f.memoizedProps === p.memoizedProps ? [] : shallow(f.memoizedProps, p.memoizedProps);
+          if (changed && !changed.length) s.same++;
+          if (changed === null || changed.length) {
+            reason = 'props';
+            if (changed) changed.forEach((k) => s.props.size < 50 && s.props.add(k));
+          } else if (stateChanged(f, p)) reason = 'state';
+          else if (contextChanged(f, p)) reason = 'context';
+          else reason = 'parent';
+        }
+        s.reasons[reason] = (s.reasons[reason] || 0) + 1;
+      }
+      if (agg.size && !timer) timer = setT(report, 500);
+    };
+
+    const w = window;
+    let hook = w[KEY];
+    if (hook && typeof hook === 'object') {
+      const orig = hook.onCommitFiberRoot;
+      const patched = function (id, root) {
+        guard(onCommit, root);
+        if (typeof orig === 'function') return Reflect.apply(orig, this, arguments);
+      };
+      if (typeof orig === 'function') same(patched, orig);
+      hook.onCommitFiberRoot = patched;
+      return;
+    }
+    const noop = () => {};
+    let ids = 0;
+    hook = {
+      supportsFiber: true,
+      isDisabled: false,
+      renderers: new Map(),
+      inject(renderer) {
+        const id = ++ids;
+        hook.renderers.set(id, renderer);
+        return id;
+      },
+      onCommitFiberRoot(id, root) { guard(onCommit, root); },
+      onCommitFiberUnmount: noop,
+      onPostCommitFiberRoot: noop,
+      onScheduleFiberRoot: noop,
+      setStrictMode: noop,
+      checkDCE: noop,
+      sub() { return noop; },
+      on: noop,
+      off: noop,
+      emit: noop,
+    };
+    defineGlobal(KEY, hook);
   });
 
   try {

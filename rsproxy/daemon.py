@@ -91,6 +91,9 @@ def is_loopback(url: str) -> bool:
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        # The servers we start (asyncio, mitmproxy) bind with SO_REUSEADDR, so a port whose last
+        # connections linger in TIME_WAIT is free for them; test the same way.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
