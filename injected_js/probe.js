@@ -97,7 +97,8 @@
   }
 
   // Depth 4, 20 keys or items per level, strings of 2000. ctx.seen holds the objects on the
-  // current path (cycles); ctx.left bounds the total work on a huge graph.
+  // current path (cycles); ctx.left bounds the total work on a huge graph; ctx.quiet leaves
+  // getters unread.
   function ser(v, ctx, depth) {
     ctx = ctx || { seen: new WeakSet(), left: 1000 };
     depth = depth || 0;
@@ -144,7 +145,10 @@
         const keys = Object.keys(v);
         for (const k of keys.slice(0, 20)) {
           try {
-            out[k] = ser(v[k], ctx, depth + 1);
+            // A getter is not run for the console (which shows it unexpanded): logging must
+            // have no side effects in the page.
+            const d = ctx.quiet ? Object.getOwnPropertyDescriptor(v, k) : null;
+            out[k] = d && !('value' in d) ? '[Getter]' : ser(d ? d.value : v[k], ctx, depth + 1);
           } catch (e) {
             out[k] = '[Unreadable]'; // throwing getter
           }
@@ -174,13 +178,17 @@
     let next = 0;
     if (typeof args[0] === 'string') {
       next = 1;
-      parts.push(args[0].replace(/%[sdifoOc]/g, (m) => {
+      parts.push(args[0].replace(/%[sdifoOc%]/g, (m) => {
+        if (m === '%%') return '%'; // an escaped percent takes no argument
         if (next >= args.length) return m;
         const i = next++;
         const a = args[i];
         if (m === '%c') return ''; // CSS
-        if (m === '%f') return typeof a === 'symbol' ? 'NaN' : String(parseFloat(a));
-        if (m === '%d' || m === '%i') return typeof a === 'symbol' ? 'NaN' : String(parseInt(a, 10));
+        // Numbers from primitives only: converting an object would run its toString or
+        // valueOf a second time, after the console's own formatter did.
+        const prim = typeof a === 'number' || typeof a === 'string' || typeof a === 'boolean';
+        if (m === '%f') return prim ? String(parseFloat(a)) : 'NaN';
+        if (m === '%d' || m === '%i') return prim ? String(parseInt(a, 10)) : typeof a === 'bigint' ? a + 'n' : 'NaN';
         return show(i);
       }));
     }
@@ -226,8 +234,9 @@
       queue.shift();
       dropped++;
     }
+    if (!isOpen()) return; // kept for the socket's open (or a page-hide beacon)
     if (queue.length >= BATCH) flush();
-    else if (!flushTimer && isOpen()) flushTimer = setT(flush, FLUSH_MS);
+    else if (!flushTimer) flushTimer = setT(flush, FLUSH_MS);
   }
 
   function isOpen() {
@@ -465,7 +474,7 @@
   collector('console', (core) => {
     const con = window.console;
     function record(level, args) {
-      const ctx = { seen: new WeakSet(), left: 1000 };
+      const ctx = { seen: new WeakSet(), left: 1000, quiet: true };
       const vals = Array.from(args, (a) => core.ser(a, ctx));
       const data = { level, message: format(args, vals), args: vals.slice(0, 20) };
       if (vals.length > 20) data.args.push('…+' + (vals.length - 20));
@@ -562,7 +571,6 @@
   collector('network', (core) => {
     const RID = 'x-rsproxy-request-id';
     const CAP = 2000;
-    const READ = 65536; // characters of a response read to report its body and GraphQL errors
     const perf = window.performance;
     const clock = () => perf.now();
     const since = (t) => Math.round((clock() - t) * 10) / 10;
@@ -572,15 +580,34 @@
 
     // The call as it starts: null for the probe's own paths. Same-origin calls get a request
     // id; cross-origin ones never do, since a custom header would need a CORS preflight.
+    // Apps call the same few URLs again and again, and parsing one costs more than the rest of
+    // begin(), so parses are kept per (base, url), a bounded number of them.
+    const parsed = new Map();
+    function parse(url) {
+      const base = document.baseURI;
+      const key = base + ' ' + url;
+      let p = parsed.get(key);
+      if (!p) {
+        const u = new URL(url, base);
+        const same = u.origin === loc.origin && u.origin !== 'null';
+        p = { href: u.href, same, own: same && u.pathname.indexOf('/__rsproxy/') === 0, query: null };
+        if (u.search.indexOf('query=') >= 0 && u.searchParams.get('query')) {
+          p.query = { query: u.searchParams.get('query'), operationName: u.searchParams.get('operationName') };
+        }
+        if (parsed.size >= 500) parsed.clear();
+        parsed.set(key, p);
+      }
+      return p;
+    }
+
     function begin(initiator, url, method, body, ctype) {
-      const u = new URL(url, document.baseURI);
-      const same = u.origin === loc.origin && u.origin !== 'null';
-      if (same && u.pathname.indexOf('/__rsproxy/') === 0) return null;
+      const u = parse(url);
+      if (u.own) return null;
       const rec = {
         initiator, method: String(method || 'GET').toUpperCase(), url: u.href, t0: clock(),
         page_id: core.page_id, ttfb: null, gql: [],
       };
-      if (same) rec.request_id = core.page_id + '-' + ++seq;
+      if (u.same) rec.request_id = core.page_id + '-' + ++seq;
       let s;
       if (typeof body === 'string') s = body;
       else if (body instanceof URLSearchParams) s = String(body);
@@ -591,8 +618,8 @@
         if (textual(ctype || 'text/plain')) rec.request_body = cap(s, CAP);
       }
       let ops = [];
-      if (rec.method === 'GET' && u.searchParams.get('query')) {
-        ops = [{ query: u.searchParams.get('query'), operationName: u.searchParams.get('operationName') }];
+      if (rec.method === 'GET' && u.query) {
+        ops = [u.query];
       } else if (s && /^\s*[[{]/.test(s)) {
         try {
           const j = JSON.parse(s);
@@ -605,11 +632,12 @@
       return rec;
     }
 
-    // r: status, ok, error, aborted, ctype, size, text (the response body read so far), full.
+    // r: status, ok, error, aborted, ctype, size, text (the response body), full (text is all
+    // of it), value (the body parsed as JSON), duration (when not the time until now).
     function finish(rec, r) {
       const data = {
         initiator: rec.initiator, method: rec.method, url: rec.url, status: r.status, ok: r.ok,
-        ttfb_ms: rec.ttfb, duration_ms: since(rec.t0), request_size: rec.request_size === undefined ? null : rec.request_size,
+        ttfb_ms: rec.ttfb, duration_ms: r.duration === undefined ? since(rec.t0) : r.duration, request_size: rec.request_size === undefined ? null : rec.request_size,
         response_size: r.size === undefined || r.size === null || isNaN(r.size) ? null : +r.size,
         error: r.error || null, aborted: !!r.aborted,
       };
@@ -620,7 +648,7 @@
       let reply = null;
       if (rec.gql.length && r.full && /json/i.test(r.ctype)) {
         try {
-          reply = JSON.parse(r.text);
+          reply = r.value !== undefined ? r.value : JSON.parse(r.text);
         } catch (e) { /* not JSON */ }
       }
       rec.gql.forEach((g, i) => {
@@ -637,37 +665,75 @@
 
     const failure = (e) => (e && e.name === 'AbortError' ? 'abort' : e && e.name === 'TypeError' ? 'network' : cap(String(e && e.message || e), 500));
 
-    // ---- fetch: the caller gets the same Response (the probe reads a clone) and the same
-    // rejection; the returned promise is a new one so an unhandled rejection stays unhandled.
+    // ---- fetch: the caller gets the same Response and the same rejection; the returned
+    // promise is a new one so an unhandled rejection stays unhandled.
+    // The probe never clones a Response (a clone costs Chromium about half a millisecond, five
+    // times a whole in-memory fetch); it watches the page's own read of the body instead. A
+    // call whose body the page starts to read as text or JSON within a task of the headers (as
+    // `await (await fetch(u)).json()` does) is reported when that read ends, with the body;
+    // any other (a stream, a blob, a body left unread) at once, from its headers.
     const origFetch = window.fetch;
-    if (typeof origFetch === 'function') {
+    const awaiting = new WeakMap(); // Response -> [rec, r] until the page reads it or a task passes
+    // A parsed JSON body back to text: a small one (by its Content-Length) as it is; any other
+    // visiting about CAP nodes at most, since a replacer function makes stringify much slower.
+    const bodyText = (v, size) => {
+      if (size !== null && size <= CAP) return stringify(v);
+      let budget = CAP;
+      return stringify(v, (k, x) => (budget-- > 0 ? x : undefined));
+    };
+    const Res = window.Response;
+    if (typeof origFetch === 'function' && typeof Res === 'function') {
+      for (const name of ['text', 'json']) {
+        const orig = Res.prototype[name];
+        if (typeof orig !== 'function') continue;
+        const patched = function () {
+          const p = Reflect.apply(orig, this, []); // text() and json() take no arguments
+          const waiting = awaiting.get(this);
+          if (!waiting) return p;
+          awaiting.delete(this);
+          const [rec, r] = waiting;
+          r.duration = undefined; // timed to the end of the read
+          return p.then((v) => {
+            core.guard(() => {
+              r.text = name === 'json' ? bodyText(v, r.size) : v;
+              r.value = name === 'json' ? v : undefined;
+              r.full = true;
+              if (r.size === null) r.size = r.text.length;
+              finish(rec, r);
+            });
+            return v;
+          }, (e) => {
+            core.guard(() => finish(rec, Object.assign(r, { error: failure(e), aborted: !!e && e.name === 'AbortError' })));
+            throw e;
+          });
+        };
+        try {
+          same(patched, orig);
+          Res.prototype[name] = patched;
+        } catch (e) { /* left alone: bodies are then not reported */ }
+      }
       const onResponse = (rec, res) => {
         rec.ttfb = since(rec.t0);
         const ct = res.headers.get('content-type') || '';
-        const r = { status: res.status, ok: res.ok, ctype: ct, size: res.headers.get('content-length') };
-        if (!res.body || !textual(ct) || /event-stream/i.test(ct)) return finish(rec, r);
-        const reader = res.clone().body.getReader();
-        const dec = new TextDecoder();
-        let n = 0;
-        r.text = '';
-        const step = () => reader.read().then((chunk) => core.guard(() => {
-          if (chunk.done) {
-            r.full = true;
-            r.size = n;
-            return finish(rec, r);
-          }
-          n += chunk.value.byteLength;
-          r.text += dec.decode(chunk.value, { stream: true });
-          if (r.text.length < READ) return step();
-          reader.cancel().catch(() => {});
-          finish(rec, r);
-        }), (e) => core.guard(() => {
-          r.error = failure(e);
-          r.aborted = r.error === 'abort';
-          finish(rec, r);
-        }));
-        step();
+        const len = res.headers.get('content-length');
+        const r = { status: res.status, ok: res.ok, ctype: ct, size: len === null ? null : +len };
+        if (!res.body || !textual(ct) || /event-stream/i.test(ct) || res.bodyUsed) return finish(rec, r);
+        awaiting.set(res, [rec, r]);
+        r.duration = rec.ttfb; // unless the page reads the body
+        unread.push(res);
+        if (!unreadTimer) unreadTimer = setT(reportUnread, 20);
       };
+      // The responses the page has not begun to read a task after their headers, every 20 ms
+      // (one timer per response would cost more than all the rest).
+      const unread = [];
+      let unreadTimer = 0;
+      const reportUnread = () => core.guard(() => {
+        unreadTimer = 0;
+        for (const res of unread.splice(0)) {
+          const waiting = awaiting.get(res);
+          if (waiting && awaiting.delete(res)) finish(waiting[0], waiting[1]);
+        }
+      });
       const patched = function (input, init) {
         let rec = null;
         let args = arguments;
@@ -681,8 +747,10 @@
           if (rec && rec.request_id) {
             if (h.has(RID)) return void delete rec.request_id; // the app set its own
             h.set(RID, rec.request_id);
-            // Inherits every other option from the caller's init, Request-as-init included.
-            args = [input, Object.create(opts, { headers: { value: h, enumerable: true } })];
+            // Every other option as the caller gave it; an init that is not a plain object (a
+            // Request used as init) is inherited from rather than copied.
+            const plain = Object.getPrototypeOf(opts) === Object.prototype;
+            args = [input, plain ? Object.assign({}, opts, { headers: h }) : Object.create(opts, { headers: { value: h, enumerable: true } })];
           }
         });
         const p = Reflect.apply(origFetch, this, args);

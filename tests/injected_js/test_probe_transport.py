@@ -134,9 +134,7 @@ def test_events_logged_while_the_socket_is_down_arrive_after_reconnect(
         wanted = [f"while down {n}" for n in range(1, 4)]
         for message in wanted:
             page.evaluate("(m) => console.error(m)", message)
-        # Down long enough to see a few retries, each later than the one before. (The restart
-        # below waits ~60 s more: rsproxy will not bind a port with server-side TIME_WAIT
-        # connections on it.)
+        # Down long enough to see a few retries, each later than the one before.
         time.sleep(4)
         logged_ms = time.time() * 1000
 
