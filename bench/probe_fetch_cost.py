@@ -105,7 +105,9 @@ def main() -> int:
     )
     parser.add_argument("--fetches", type=int, default=1000)
     parser.add_argument(
-        "--probe", type=Path, help="serve this script instead of the built probe (to compare builds)"
+        "--probe",
+        type=Path,
+        help="serve this script instead of the built probe (to compare builds)",
     )
     args = parser.parse_args()
     script = args.probe.read_bytes() if args.probe else probe_script()

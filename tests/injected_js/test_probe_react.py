@@ -90,7 +90,14 @@ def _texts(page: Any) -> dict[str, str]:
 
 def _click_through(page: Any) -> list[dict[str, str]]:
     seen = [_texts(page)]
-    for button in ["increment", "increment", "refresh-same", "cascade", "toggle-theme", "add-to-cart"]:
+    for button in [
+        "increment",
+        "increment",
+        "refresh-same",
+        "cascade",
+        "toggle-theme",
+        "add-to-cart",
+    ]:
         page.click("#" + button)
         seen.append(_texts(page))
     return seen
@@ -116,7 +123,7 @@ def test_mount_and_state_renders(react_daemon: DaemonProcess, page: Any) -> None
         page_id,
         lambda rs: any(r["component"] == "Counter" and "state" in r["reasons"] for r in rs),
     )
-    after = [r for r in _by_component(renders, "Counter") if "state" in r["reasons"]][0]
+    after = next(r for r in _by_component(renders, "Counter") if "state" in r["reasons"])
     assert after["reasons"] == {"state": 1}  # the mount's window was reported already
     assert after["renders"] == 1 and after["commit_components"] == 1
     assert after["identical_props"] == 1  # no parent rendered: the same props object
@@ -131,11 +138,9 @@ def test_identical_props_renders(react_daemon: DaemonProcess, page: Any) -> None
     renders = _renders(
         react_daemon,
         page_id,
-        lambda rs: any(
-            r["component"] == "ProductRow" and r["identical_props"] >= 30 for r in rs
-        ),
+        lambda rs: any(r["component"] == "ProductRow" and r["identical_props"] >= 30 for r in rs),
     )
-    rows = [r for r in _by_component(renders, "ProductRow") if r["identical_props"] >= 30][0]
+    rows = next(r for r in _by_component(renders, "ProductRow") if r["identical_props"] >= 30)
     # The mount may fall in the same 500 ms window.
     assert rows["reasons"]["parent"] == 30
     assert rows["renders"] == 30 + rows["reasons"].get("mount", 0)
@@ -154,7 +159,7 @@ def test_cascade_commit_size(react_daemon: DaemonProcess, page: Any) -> None:
         page_id,
         lambda rs: any(r["component"] == "App" and "state" in r["reasons"] for r in rs),
     )
-    app = [r for r in _by_component(renders, "App") if "state" in r["reasons"]][0]
+    app = next(r for r in _by_component(renders, "App") if "state" in r["reasons"])
     assert app["commit_components"] > 20
     assert any(r["commit_components"] > 20 and "parent" in r["reasons"] for r in renders)
 

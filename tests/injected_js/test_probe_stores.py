@@ -91,18 +91,14 @@ def test_redux_actions(react_daemon: DaemonProcess, page: Any) -> None:
     page.wait_for_function("document.getElementById('cart-count').textContent === '2'")
     page.click("#clear-cart")
     page.wait_for_function("document.getElementById('cart-count').textContent === '0'")
-    states = _states(
-        react_daemon, page_id, lambda ss: "cart/clear" in _actions(ss, "redux")
-    )
+    states = _states(react_daemon, page_id, lambda ss: "cart/clear" in _actions(ss, "redux"))
     redux = [s for s in states if s["library"] == "redux"]
     assert [s["action"] for s in redux] == ["cart/addItem", "cart/addItem", "cart/clear"]
     assert all(s["store"] == "cart" for s in redux)
     first, second, cleared = redux
     assert list(first["diff"]) == ["cart"]
     assert first["diff"]["cart"]["before"] == {"items": []}
-    assert first["diff"]["cart"]["after"] == {
-        "items": [{"id": 1, "name": "Product 1", "price": 5}]
-    }
+    assert first["diff"]["cart"]["after"] == {"items": [{"id": 1, "name": "Product 1", "price": 5}]}
     assert len(second["diff"]["cart"]["after"]["items"]) == 2
     assert cleared["diff"]["cart"]["after"] == {"items": []}
 
@@ -208,7 +204,9 @@ def test_a_real_extension_is_wrapped_not_replaced(react_daemon: DaemonProcess, p
     states = _states(
         react_daemon,
         page_id,
-        lambda ss: "cart/addItem" in _actions(ss, "redux")
-        and "preferences/setCurrency" in _actions(ss, "zustand"),
+        lambda ss: (
+            "cart/addItem" in _actions(ss, "redux")
+            and "preferences/setCurrency" in _actions(ss, "zustand")
+        ),
     )
     assert {s["store"] for s in states} == {"cart", "preferences"}
