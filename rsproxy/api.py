@@ -64,6 +64,7 @@ class ApiServer:
         app.router.add_post("/api/shutdown", self._shutdown)
         app.router.add_get("/api/pages", self._pages)
         app.router.add_post("/api/exec", self._exec)
+        app.router.add_post("/api/report/{name}", self._report)
         app.router.add_get(PROBE_PREFIX + "probe.js", self._serve_probe)
         app.router.add_get(PROBE_PREFIX + "ws", self._probe_socket)
         app.router.add_post(PROBE_PREFIX + "events", self._beacon)
@@ -146,6 +147,23 @@ class ApiServer:
             before_id=query.get("before"),
         )
         return web.json_response({"events": rows, "count": len(rows)}, dumps=_dumps)
+
+    async def _report(self, request: web.Request) -> web.Response:
+        from rsproxy import reports
+
+        store = self.runtime.store
+        if store is None:
+            return _json_error(503, "the store is not open yet")
+        try:
+            params = await request.json() if request.can_read_body else {}
+        except ValueError:
+            return _json_error(400, "the report's parameters must be a JSON object")
+        if not isinstance(params, dict):
+            return _json_error(400, "the report's parameters must be a JSON object")
+        ctx = reports.ReportContext(store, current_session=self.runtime.session_id)
+        # ReportError and StoreError become 400s with their message (the _guard middleware).
+        result = await asyncio.to_thread(reports.run, request.match_info["name"], ctx, params)
+        return web.json_response(result, dumps=_dumps)
 
     async def _pages(self, _request: web.Request) -> web.Response:
         return web.json_response({"pages": self.pages.listing()})

@@ -50,13 +50,15 @@ ProjectOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as an error and return the Exit to raise."""
     typer.secho(f"rsproxy: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
+
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -121,11 +123,11 @@ def start(
         )
         spec = daemon.check_start(options)
     except PipelineError as exc:
-        raise _fail(f"not starting: the pipeline is invalid.\n{exc}", 2) from None
+        raise fail(f"not starting: the pipeline is invalid.\n{exc}", 2) from None
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     except RsproxyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
     def ready(state: Any) -> None:
         stages = " → ".join(spec.stage_types())
@@ -140,7 +142,7 @@ def start(
     try:
         asyncio.run(daemon.run(options, ready))
     except RsproxyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
     typer.echo("rsproxy stopped; the store is flushed.")
@@ -154,7 +156,7 @@ def stop(project: ProjectOption = None) -> None:
     try:
         client = DaemonClient.for_project(Project.resolve(project))
     except RsproxyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     pid = client.state.pid
     try:
         client.post("/api/shutdown")
@@ -166,7 +168,7 @@ def stop(project: ProjectOption = None) -> None:
     while client.state.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     if client.state.alive():
-        raise _fail(f"the daemon (pid {pid}) has not stopped after 30 s")
+        raise fail(f"the daemon (pid {pid}) has not stopped after 30 s")
     typer.echo(f"stopped rsproxy (pid {pid})")
 
 
@@ -179,20 +181,20 @@ def status(project: ProjectOption = None, as_json: JsonOption = False) -> None:
         client = DaemonClient.for_project(Project.resolve(project))
     except NotRunningError as exc:
         if as_json:
-            _print_json({"running": False})
+            print_json({"running": False})
         else:
             typer.echo(str(exc))
         raise typer.Exit(1) from None
     except RsproxyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         info = client.status()
     except RsproxyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         client.close()
     if as_json:
-        _print_json({"running": True, **info})
+        print_json({"running": True, **info})
         return
     events = info["events"]
     pipeline = info["pipeline"]
@@ -237,9 +239,9 @@ def requests(
         finally:
             reader.close()
     except RsproxyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         typer.echo("no requests captured yet")
@@ -281,9 +283,9 @@ def exec_in_page(
         finally:
             client.close()
     except RsproxyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        _print_json(result)
+        print_json(result)
     elif result["ok"]:
         typer.echo(json.dumps(result.get("value"), indent=2, default=str))
     else:
@@ -310,7 +312,7 @@ def pipeline_validate(
     try:
         spec = load_spec(file)
     except PipelineError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     typer.echo(f"{file}: valid ({' → '.join(spec.stage_types())})")
 
 
@@ -322,7 +324,7 @@ def pipeline_stages(as_json: JsonOption = False) -> None:
     registry = default_registry()
     described = [registry.get(name).describe() for name in registry.names()]  # type: ignore[union-attr]
     if as_json:
-        _print_json(described)
+        print_json(described)
         return
     for info in described:
         typer.secho(f"{info['name']}", bold=True, nl=False)
@@ -352,3 +354,9 @@ def version() -> None:
 
 def main() -> None:
     app()
+
+
+# Commands in rsproxy/commands/, registered last: they import the options above from here.
+from rsproxy.commands import register as _register_commands  # noqa: E402
+
+_register_commands(app)

@@ -23,6 +23,8 @@ class Reader(Protocol):
         self, *, kinds: list[str], session: str, since_ms: float | None, limit: int
     ) -> list[dict[str, Any]]: ...
 
+    def report(self, name: str, **params: Any) -> Any: ...
+
     def close(self) -> None: ...
 
 
@@ -90,6 +92,9 @@ class DaemonClient:
         events: list[dict[str, Any]] = answer["events"]
         return events
 
+    def report(self, name: str, **params: Any) -> Any:
+        return self.post(f"/api/report/{name}", {k: v for k, v in params.items() if v is not None})
+
     def close(self) -> None:
         self._http.close()
 
@@ -110,6 +115,12 @@ class StoreReader:
         else:
             session_id = session
         return self.store.events(kinds=kinds, session_id=session_id, since_ms=since_ms, limit=limit)
+
+    def report(self, name: str, **params: Any) -> Any:
+        from rsproxy import reports
+
+        ctx = reports.ReportContext(self.store)
+        return reports.run(name, ctx, {k: v for k, v in params.items() if v is not None})
 
     def close(self) -> None:
         self.store.close()

@@ -12,6 +12,7 @@ would be valid. Code that catches errors catches these classes, never bare strin
     │   └── StageRegistryError       a stage name registered twice, or a broken entry point
     ├── StoreError                   the DuckDB store cannot be opened or queried
     │   └── NoStoreError             the project has no store yet
+    ├── ReportError                  a report was asked for by a wrong name, parameter or session
     ├── DaemonError                  the daemon cannot be started, reached or stopped
     │   ├── AlreadyRunningError      a live daemon already serves this project
     │   ├── NotRunningError          no daemon runs for this project
@@ -77,6 +78,11 @@ class StoreError(RsproxyError):
 
 class NoStoreError(StoreError):
     """The project has never captured anything, so there is no store to read."""
+
+
+class ReportError(RsproxyError):
+    """A report (rsproxy/reports) was asked for with an unknown name, bad parameters, or a
+    session reference that matches no session."""
 
 
 class DaemonError(RsproxyError):

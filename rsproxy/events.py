@@ -130,7 +130,8 @@ class HttpPayload(TypedDict, total=False):
     port: int
     path: str
     query: str
-    path_template: str | None  # filled by the normalize stage
+    path_template: str | None  # filled by the normalize stage: /users/{userId}
+    service: str | None  # filled by the normalize stage: "app", "stripe", "supabase", the host...
     http_version: str
     status: int | None  # None when no response came back
     reason: str | None

@@ -28,7 +28,8 @@ import duckdb
 from rsproxy.errors import NoStoreError, StoreError
 from rsproxy.events import Event
 
-STORE_VERSION = 2  # 2: `events` became a view over the per-kind tables
+STORE_VERSION = 3  # 2: `events` became a view over the per-kind tables; 3: http.service,
+# the `endpoints` and `issues` tables
 
 _ENVELOPE = ("id", "ts", "session_id", "page_id", "source", "kind", "schema_version")
 _ENVELOPE_TYPES = ("VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER")
@@ -83,7 +84,7 @@ HTTP_TABLE = TypedTable(
         "request_body:VARCHAR request_body_encoding:VARCHAR request_body_truncated:BOOLEAN "
         "response_body:VARCHAR response_body_encoding:VARCHAR response_body_truncated:BOOLEAN "
         "response_body_omitted:VARCHAR streamed:BOOLEAN websocket:BOOLEAN auth:VARCHAR "
-        "timings:JSON started_ms:DOUBLE"
+        "timings:JSON started_ms:DOUBLE service:VARCHAR"
     ),
 )
 
@@ -119,6 +120,16 @@ def _schema_sql() -> list[str]:
         f"CREATE TABLE IF NOT EXISTS generic_events ({envelope}, data VARCHAR)",
         """CREATE TABLE IF NOT EXISTS dead_letters (
             ts DOUBLE, session_id VARCHAR, stage VARCHAR, error VARCHAR, event JSON)""",
+        # Derived state the analysis stages keep up to date (one row per endpoint or per
+        # finding, replaced as it changes), where events only accumulate.
+        """CREATE TABLE IF NOT EXISTS endpoints (
+            session_id VARCHAR, key VARCHAR, service VARCHAR, host VARCHAR, method VARCHAR,
+            path_template VARCHAR, updated_ms DOUBLE, data JSON,
+            PRIMARY KEY (session_id, key))""",
+        """CREATE TABLE IF NOT EXISTS issues (
+            session_id VARCHAR, id VARCHAR, detector VARCHAR, severity VARCHAR, title VARCHAR,
+            first_seen DOUBLE, last_seen DOUBLE, count INTEGER, data JSON,
+            PRIMARY KEY (session_id, id))""",
     ]
     for table in TYPED_TABLES:
         cols = ", ".join(f'"{_column_sql_name(table, c.name)}" {c.sql_type}' for c in table.columns)
@@ -130,6 +141,20 @@ def _schema_sql() -> list[str]:
     branches += [f"SELECT {names}, NULL::VARCHAR AS data FROM {t.name}" for t in TYPED_TABLES]
     statements.append(f"CREATE OR REPLACE VIEW events AS {' UNION ALL '.join(branches)}")
     return statements
+
+
+def _migrate_2_to_3(conn: duckdb.DuckDBPyConnection) -> None:
+    """http gained ``service`` before ``extra``; appenders write by position, so the table is
+    rebuilt with the new column order rather than altered (which would append the column)."""
+    conn.execute("BEGIN TRANSACTION")
+    conn.execute("DROP VIEW IF EXISTS events")
+    conn.execute("ALTER TABLE http RENAME TO http_v2")
+    for statement in _schema_sql():
+        conn.execute(statement)
+    conn.execute("INSERT INTO http BY NAME SELECT * FROM http_v2")
+    conn.execute("DROP TABLE http_v2")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'store_version'")
+    conn.execute("COMMIT")
 
 
 # One encoder for every write: json.dumps with any option builds a new encoder per call.
@@ -182,6 +207,9 @@ class Store:
         conn.execute("SET threads = 1")
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         found = conn.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
+        if found is not None and found[0] == "2":
+            _migrate_2_to_3(conn)
+            found = ("3",)
         if found is not None and found[0] != str(STORE_VERSION):
             conn.close()
             raise StoreError(
@@ -297,6 +325,20 @@ class Store:
                 _dumps(info.meta or {}),
             ],
         )
+
+    def replace_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace rows of a derived table (``endpoints``, ``issues``) by primary key.
+        JSON columns take Python values."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        values = [
+            [_dumps(r[c]) if isinstance(r[c], (dict, list)) else r[c] for c in columns]
+            for r in rows
+        ]
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        self._conn.executemany(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", values)
 
     def end_session(self, session_id: str, ended_ms: float) -> None:
         self._conn.execute("UPDATE sessions SET ended_ms = ? WHERE id = ?", [ended_ms, session_id])
