@@ -60,7 +60,6 @@ def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
 
-
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.WARNING,

@@ -259,6 +259,18 @@ def fixture_site() -> web.Application:
 # ---- a real daemon --------------------------------------------------------------------------------
 
 
+def run_cli(home: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """``rsproxy ARGS`` in a subprocess with ``RSPROXY_HOME=home``; output captured as text."""
+    env = {**os.environ, "RSPROXY_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "rsproxy", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class DaemonProcess:
     """``rsproxy start`` in a subprocess; ``RSPROXY_HOME`` points at ``home``."""
 

@@ -12,7 +12,7 @@ import importlib
 
 import typer
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("sessions",)
 
 
 def register(app: typer.Typer) -> None:
