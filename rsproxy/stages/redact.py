@@ -51,6 +51,8 @@ _URL_HEADERS = frozenset({"referer", "location", "content-location"})
 _URL_FIELDS = ("url", "referrer", "href", "source")
 _LOOKS_LIKE_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|/)\S*$", re.IGNORECASE)
 _MAX_DEPTH = 64
+# Encodes a payload for _may_hold_secret's scan (non-ASCII kept, so "\u" means an escape).
+_scan_encode = json.JSONEncoder(ensure_ascii=False, check_circular=True, default=str).encode
 
 
 def _norm(name: str) -> str:
@@ -148,8 +150,20 @@ class Redact(Stage[RedactConfig]):
             if isinstance(data.get("text"), str):
                 data["text"] = self._redact_body(data["text"], None)
             self._redact_url_fields(data)
-        else:
+        elif self._may_hold_secret(data):
             event.data = self._redact_tree(data)
+
+    def _may_hold_secret(self, data: dict[str, Any]) -> bool:
+        """Whether a payload needs the walk at all. Most (console lines, renders, vitals) have
+        no URL query and no key or text containing a trigger word, and encoding them once in C
+        is several times cheaper than walking them in Python."""
+        try:
+            text = _scan_encode(data)
+        except (TypeError, ValueError):
+            return True  # not plain JSON data (a cycle, an odd type): walk it to be safe
+        if "?" in text or "\\u" in text:
+            return True
+        return self._trigger.search(text.lower().replace("_", "").replace("-", "")) is not None
 
     def _scorch(self, event: Event) -> None:
         data = event.data
