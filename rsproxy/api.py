@@ -16,6 +16,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ class ApiServer:
         app.router.add_get("/api/pages", self._pages)
         app.router.add_post("/api/exec", self._exec)
         app.router.add_post("/api/report/{name}", self._report)
+        app.router.add_post("/api/clear", self._clear)
         app.router.add_get(PROBE_PREFIX + "probe.js", self._serve_probe)
         app.router.add_get(PROBE_PREFIX + "ws", self._probe_socket)
         app.router.add_post(PROBE_PREFIX + "events", self._beacon)
@@ -160,10 +162,20 @@ class ApiServer:
             return _json_error(400, "the report's parameters must be a JSON object")
         if not isinstance(params, dict):
             return _json_error(400, "the report's parameters must be a JSON object")
-        ctx = reports.ReportContext(store, current_session=self.runtime.session_id)
+        ctx = reports.ReportContext(
+            store,
+            current_session=self.runtime.session_id,
+            live=self.runtime.status(),
+            cleared_ms=self.runtime.cleared_ms,
+        )
         # ReportError and StoreError become 400s with their message (the _guard middleware).
         result = await asyncio.to_thread(reports.run, request.match_info["name"], ctx, params)
         return web.json_response(result, dumps=_dumps)
+
+    async def _clear(self, _request: web.Request) -> web.Response:
+        """Start the live session's default view afresh; nothing stored is deleted."""
+        self.runtime.cleared_ms = time.time() * 1000
+        return web.json_response({"cleared_ms": self.runtime.cleared_ms})
 
     async def _pages(self, _request: web.Request) -> web.Response:
         return web.json_response({"pages": self.pages.listing()})

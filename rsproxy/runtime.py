@@ -79,6 +79,8 @@ class Runtime:
         self.api_port: int | None = None
         self.pipeline_status: PipelineStatus | None = None
         self.captured = 0
+        # Set by `clear_events` (the API's /api/clear): reports read the live session from here.
+        self.cleared_ms: float | None = None
         self._api: Any = None
         self._watch_stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None

@@ -356,6 +356,23 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"store query failed: {exc}") from exc
 
+    def query_limited(self, sql: str, timeout_s: float) -> list[dict[str, Any]]:
+        """``query`` stopped after ``timeout_s`` seconds (DuckDB's interrupt, from a timer)."""
+        cur = self.cursor()
+        timer = threading.Timer(timeout_s, cur.interrupt)
+        timer.start()
+        try:
+            return self.query(sql)
+        except StoreError as exc:
+            if "interrupt" in str(exc).lower():
+                raise StoreError(
+                    f"the query was stopped after {timeout_s:g} s; narrow it (a WHERE on "
+                    "session_id or ts, a LIMIT) and try again"
+                ) from None
+            raise
+        finally:
+            timer.cancel()
+
     def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.query(
             """SELECT s.*, (SELECT count(*) FROM events e WHERE e.session_id = s.id) AS events

@@ -12,7 +12,7 @@ import importlib
 
 import typer
 
-MODULES: tuple[str, ...] = ("sessions",)
+MODULES: tuple[str, ...] = ("sessions", "mcp")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from rsproxy.errors import ReportError
 from rsproxy.store import Store
 
-MODULES: tuple[str, ...] = ("sessions",)
+MODULES: tuple[str, ...] = ("sessions", "events")
 
 
 class Params(BaseModel):
@@ -37,6 +37,8 @@ class ReportContext:
 
     store: Store
     current_session: str | None = None
+    live: dict[str, Any] | None = None  # the daemon's status when a daemon runs the report
+    cleared_ms: float | None = None  # `clear_events`: the live session is read from here on
 
     def session(self, ref: str | None) -> str:
         """A session id from a reference: ``current``, ``latest``, ``latest-N``, an id, a
