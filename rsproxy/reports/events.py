@@ -69,20 +69,23 @@ class ListParams(Params):
     before: str | None = Field(default=None, description="Page: the last id of the previous page.")
 
 
-def _where(ctx: ReportContext, p: ListParams, kinds: tuple[str, ...]) -> tuple[str, list[Any], str]:
+def _scope(ctx: ReportContext, p: ListParams) -> tuple[list[str], list[Any], str]:
+    """WHERE clauses (and their parameters) for the session and time window of a list."""
     session = ctx.session(p.session)
-    clauses = ["session_id = ?", f"kind IN ({', '.join('?' for _ in kinds)})"]
-    params: list[Any] = [session, *kinds]
-    since = time.time() * 1000 - p.since_seconds * 1000 if p.since_seconds else None
-    if session == ctx.current_session and ctx.cleared_ms is not None:
-        since = max(since or 0, ctx.cleared_ms)
+    clauses: list[str] = ["session_id = ?"]
+    params: list[Any] = [session]
+    since = _since(ctx, p, session)
     if since is not None:
         clauses.append("ts >= ?")
         params.append(since)
-    if p.before:
-        clauses.append("id < ?")
-        params.append(p.before)
-    return " AND ".join(clauses), params, session
+    return clauses, params, session
+
+
+def _since(ctx: ReportContext, p: ListParams, session: str) -> float | None:
+    since = time.time() * 1000 - p.since_seconds * 1000 if p.since_seconds else None
+    if session == ctx.current_session and ctx.cleared_ms is not None:
+        since = max(since or 0, ctx.cleared_ms)
+    return since
 
 
 def _page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
@@ -98,9 +101,14 @@ def _page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
 def _generic(
     ctx: ReportContext, p: ListParams, kinds: tuple[str, ...]
 ) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
-    where, params, session = _where(ctx, p, kinds)
+    clauses, params, session = _scope(ctx, p)
+    clauses.append(f"kind IN ({', '.join('?' for _ in kinds)})")
+    params.extend(kinds)
+    if p.before:
+        clauses.append("id < ?")
+        params.append(p.before)
     rows = ctx.store.query(
-        f"SELECT id, ts, page_id, source, kind, data FROM generic_events WHERE {where} "
+        f"SELECT id, ts, page_id, source, kind, data FROM generic_events WHERE {' AND '.join(clauses)} "
         "ORDER BY ts DESC, id DESC LIMIT ?",
         [*params, p.limit + 1],
     )
@@ -213,13 +221,6 @@ def timeline(ctx: ReportContext, p: TimelineParams) -> dict[str, Any]:
     return {"session": session, "events": items, "page": page}
 
 
-def _since(ctx: ReportContext, p: ListParams, session: str) -> float | None:
-    since = time.time() * 1000 - p.since_seconds * 1000 if p.since_seconds else None
-    if session == ctx.current_session and ctx.cleared_ms is not None:
-        since = max(since or 0, ctx.cleared_ms)
-    return since
-
-
 # ---- network ----------------------------------------------------------------------------------
 
 
@@ -246,13 +247,7 @@ def _is_static(row: dict[str, Any]) -> bool:
 @report("network_requests", NetworkParams)
 def network_requests(ctx: ReportContext, p: NetworkParams) -> dict[str, Any]:
     """HTTP exchanges through the proxy, newest first, with status, timing and size."""
-    session = ctx.session(p.session)
-    clauses = ["session_id = ?"]
-    params: list[Any] = [session]
-    since = _since(ctx, p, session)
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(since)
+    clauses, params, session = _scope(ctx, p)
     if p.before:
         clauses.append("id < ?")
         params.append(p.before)
@@ -315,13 +310,9 @@ class ConsoleParams(ListParams):
 @report("console_messages", ConsoleParams)
 def console_messages(ctx: ReportContext, p: ConsoleParams) -> dict[str, Any]:
     """Console output and uncaught errors from the pages, newest first."""
-    session = ctx.session(p.session)
-    clauses = ["session_id = ?"]
-    params: list[Any] = [session]
-    since = _since(ctx, p, session)
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(since)
+    clauses, params, session = _scope(ctx, p)
+    # The counts by level cover the whole window, not just this page or these filters.
+    window, window_params = list(clauses), list(params)
     if p.before:
         clauses.append("id < ?")
         params.append(p.before)
@@ -343,8 +334,8 @@ def console_messages(ctx: ReportContext, p: ConsoleParams) -> dict[str, Any]:
     page = _page(rows, p.limit)
     counts = ctx.store.query(
         "SELECT coalesce(level, 'error') AS level, count(*) AS n FROM console "
-        f"WHERE {' AND '.join(clauses[:2] if since is not None else clauses[:1])} GROUP BY 1",
-        params[: 2 if since is not None else 1],
+        f"WHERE {' AND '.join(window)} GROUP BY 1",
+        window_params,
     )
     return {
         "session": session,
