@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 from typing import Annotated
@@ -23,13 +24,13 @@ def mcp(
 ) -> None:
     """Serve rsproxy's tools to an MCP client (Claude Code and others) over stdio."""
     if print_config:
-        exe = shutil.which("rsproxy") or f"{sys.executable} -m rsproxy"
-        args = ["mcp", *(["--project", project] if project else [])]
-        command, *rest = exe.split()
+        found = shutil.which("rsproxy")
+        command, *rest = [found] if found else [sys.executable, "-m", "rsproxy"]
+        args = [*rest, "mcp", *(["--project", project] if project else [])]
         typer.echo("Claude Code:")
-        typer.echo(f"  claude mcp add rsproxy -- {' '.join([exe, *args])}")
+        typer.echo(f"  claude mcp add rsproxy -- {shlex.join([command, *args])}")
         typer.echo("\nOther MCP clients (mcpServers JSON):")
-        block = {"mcpServers": {"rsproxy": {"command": command, "args": [*rest, *args]}}}
+        block = {"mcpServers": {"rsproxy": {"command": command, "args": args}}}
         typer.echo(json.dumps(block, indent=2))
         return
     from rsproxy import mcp_server
