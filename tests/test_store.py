@@ -437,3 +437,26 @@ def test_opening_a_store_this_process_reads_is_a_store_error(store_path: Path) -
             Store.open(store_path)
     finally:
         reader.close()
+
+
+def test_a_version_2_store_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    store = Store.open(path)
+    store.write_events([_event("http", {"method": "GET", "path": "/a", "status": 200})])
+    # Make it look like a store written by layout 2: no http.service, version 2 in meta.
+    conn = store._conn
+    conn.execute("DROP VIEW events")
+    conn.execute("ALTER TABLE http DROP COLUMN service")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'store_version'")
+    store.close()
+
+    store = Store.open(path)
+    try:
+        assert store.query("SELECT value FROM meta WHERE key = 'store_version'")[0]["value"] == "3"
+        [row] = store.events(kinds=["http"])
+        assert row["data"]["path"] == "/a" and "service" not in row["data"]
+        store.write_events([_event("http", {"method": "GET", "path": "/b", "service": "app"})])
+        services = {r["path"]: r["service"] for r in store.query("SELECT path, service FROM http")}
+        assert services == {"/a": None, "/b": "app"}
+    finally:
+        store.close()
