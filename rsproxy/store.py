@@ -103,6 +103,8 @@ TABLE_FOR_KIND: dict[str, TypedTable] = {k: t for t in TYPED_TABLES for k in t.k
 # "source" is both an envelope field and an error payload field; in the console table the
 # payload's is stored as "error_source" so the two never collide.
 _RENAMED = {("console", "source"): "error_source", ("console", "column"): "col"}
+# Rows per INSERT OR REPLACE statement in replace_rows.
+_REPLACE_CHUNK = 500
 
 
 def _column_sql_name(table: TypedTable, column: str) -> str:
@@ -337,8 +339,39 @@ class Store:
             for r in rows
         ]
         names = ", ".join(columns)
-        marks = ", ".join("?" for _ in columns)
-        self._conn.executemany(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", values)
+        row = "(" + ", ".join("?" for _ in columns) + ")"
+        # One multi-row statement per chunk: DuckDB's executemany runs each row as its own
+        # statement, which costs milliseconds a row once the table has a primary key.
+        for i in range(0, len(values), _REPLACE_CHUNK):
+            chunk = values[i : i + _REPLACE_CHUNK]
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO {table} ({names}) VALUES " + ", ".join([row] * len(chunk)),
+                [v for r in chunk for v in r],
+            )
+
+    def rewrite_path_templates(
+        self,
+        session_id: str,
+        method: str,
+        old: Sequence[str],
+        new: str,
+        *,
+        service: str | None = None,
+        host: str | None = None,
+    ) -> int:
+        """Point a session's stored ``http`` rows at a refined template: the normalize stage has
+        folded the ``old`` templates into ``new``. Scoped like the templater's learning: the
+        app's rows (``service``) or one other host's (``host``). Returns the rows changed."""
+        if not old:
+            return 0
+        scope, value = ("service", service) if service is not None else ("host", host)
+        marks = ", ".join("?" for _ in old)
+        found = self._conn.execute(
+            f"""UPDATE http SET path_template = ?
+                WHERE session_id = ? AND method = ? AND {scope} = ? AND path_template IN ({marks})""",
+            [new, session_id, method, value, *old],
+        ).fetchone()
+        return int(found[0]) if found else 0
 
     def end_session(self, session_id: str, ended_ms: float) -> None:
         self._conn.execute("UPDATE sessions SET ended_ms = ? WHERE id = ?", [ended_ms, session_id])
