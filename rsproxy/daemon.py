@@ -6,6 +6,13 @@ parsed (or the bundled demo app is started as the target); a free port is found 
 only then is anything bound. SIGINT and SIGTERM stop mitmproxy, whose ``done`` hook drains the
 pipeline and flushes the store; a supervised dev-server command is stopped with its whole
 process group.
+
+The supervised command (``rsproxy start -- CMD``) runs in its own process group with its stdin
+closed and its stdout and stderr piped through rsproxy/processes/output.py: echoed to this
+terminal, kept in a 256 KiB ring per stream, and stored as ``process`` events once the runtime
+is up (``rsproxy logs`` reads them; what the server prints while stopping, after the store has
+closed, reaches only the terminal). ``rsproxy start`` also records the directory it was started
+from in the project's data dir, so ``rsproxy ps`` can place processes in the project.
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from rsproxy.errors import AlreadyRunningError, PortError, TargetError
+from rsproxy.events import Event
 from rsproxy.pipeline.spec import PipelineSpec, load_spec
+from rsproxy.processes.output import OutputCapture
+from rsproxy.processes.projects import record_project_directory
 from rsproxy.project import Project, rsproxy_home
-from rsproxy.runtime import DEFAULT_BODY_LIMIT
+from rsproxy.runtime import DEFAULT_BODY_LIMIT, Runtime
 from rsproxy.state import DaemonState
 
 log = logging.getLogger("rsproxy")
@@ -143,14 +153,25 @@ async def run(options: StartOptions, on_ready: Callable[[DaemonState], None]) ->
     from mitmproxy.options import Options
     from mitmproxy.tools.dump import DumpMaster
 
+    from rsproxy.addons.lifecycle import Lifecycle
     from rsproxy.addons.rsproxy import make_addons
 
-    async with _target(options) as target, _supervised(options.command):
+    addons = make_addons()
+    lifecycle = next(
+        child
+        for addon in addons
+        for child in getattr(addon, "addons", [addon])
+        if isinstance(child, Lifecycle)
+    )
+    with contextlib.suppress(OSError):  # only `rsproxy ps` needs it; the store will say more
+        record_project_directory(options.project, Path.cwd())
+    supervised = _supervised(options.command, lambda: lifecycle.runtime)
+    async with _target(options) as target, supervised:
         port = choose_port(options.host, options.port)
         loopback = is_loopback(target)
         mitm_options = Options(confdir=str(rsproxy_home() / "mitmproxy"))
         master = DumpMaster(mitm_options, with_termlog=False, with_dumper=False)
-        master.addons.add(*make_addons())
+        master.addons.add(*addons)
         # Options are declared by the addons that use them, so they can be set only now.
         mitm_options.update(
             listen_host=options.host,
@@ -204,20 +225,45 @@ async def _target(options: StartOptions) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def _supervised(command: Sequence[str]) -> AsyncIterator[subprocess.Popen[bytes] | None]:
-    """Run the dev-server command in its own process group; stop the whole group on the way out."""
+async def _supervised(
+    command: Sequence[str], runtime: Callable[[], Runtime | None]
+) -> AsyncIterator[subprocess.Popen[bytes] | None]:
+    """Run the dev-server command in its own process group, its output captured (stored through
+    ``runtime()`` once that is up); stop the whole group on the way out."""
     if not command:
         yield None
         return
+    # Python dev servers block-buffer a piped stdout; unbuffered, their lines arrive as printed.
+    env = {**os.environ, "PYTHONUNBUFFERED": os.environ.get("PYTHONUNBUFFERED") or "1"}
     try:
-        child = subprocess.Popen(list(command), start_new_session=True)
+        child = subprocess.Popen(
+            list(command),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,  # the terminal's input belongs to rsproxy (Ctrl+C)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
     except OSError as exc:
         raise TargetError(f"cannot run {' '.join(command)!r}: {exc.strerror or exc}") from exc
     log.info("started `%s` (pid %d)", " ".join(command), child.pid)
+
+    def store(events: list[Event]) -> bool:
+        live = runtime()
+        if live is None:
+            return False  # not up yet: the capture keeps the lines until it is
+        for event in events:
+            live.submit(event)
+        return True
+
+    capture = OutputCapture(child, command, store).start()
     try:
         yield child
     finally:
+        if child.poll() is not None:
+            log.info("`%s` had exited with code %s", " ".join(command), child.returncode)
         await asyncio.to_thread(stop_group, child)
+        await asyncio.to_thread(capture.close)
 
 
 def stop_group(child: subprocess.Popen[bytes]) -> None:

@@ -17,6 +17,9 @@ would be valid. Code that catches errors catches these classes, never bare strin
     │   ├── AlreadyRunningError      a live daemon already serves this project
     │   ├── NotRunningError          no daemon runs for this project
     │   └── PortError                no port could be bound
+    ├── ProcessError                 a process cannot be found or acted on (`rsproxy ps`)
+    │   ├── NoSuchProcessError       no process has that pid (any more)
+    │   └── KillRefusedError         the safety rules forbid stopping it; says why and what is allowed
     └── ProbeMessageError            a message from a page failed validation (counted, never fatal)
 """
 
@@ -99,6 +102,36 @@ class NotRunningError(DaemonError):
 
 class PortError(DaemonError):
     """No port could be bound for the proxy or the local API."""
+
+
+class ProcessError(RsproxyError):
+    """A process cannot be found, inspected or stopped (rsproxy/processes)."""
+
+
+class NoSuchProcessError(ProcessError):
+    """No process has the given pid, or it exited while rsproxy was looking at it."""
+
+
+class KillRefusedError(ProcessError):
+    """Stopping a process is against the safety rules (rsproxy/processes/kill.py).
+
+    ``reason`` is a stable code an agent can branch on: ``pid1``, ``self``, ``system``,
+    ``foreign_user``, ``rsproxy_daemon``, ``name_mismatch``, ``not_dev``, ``hidden``; the message
+    says why and what would be allowed.
+    """
+
+    def __init__(self, reason: str, message: str, pid: int | None = None) -> None:
+        self.reason = reason
+        self.pid = pid
+        super().__init__(message)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "error": "kill_refused",
+            "reason": self.reason,
+            "pid": self.pid,
+            "message": str(self),
+        }
 
 
 class ProbeMessageError(RsproxyError):
