@@ -53,7 +53,7 @@ def site() -> LoopbackServer:
 def test_pipeline_validate_accepts_the_default() -> None:
     result = runner.invoke(app, ["pipeline", "validate", str(default_pipeline_path())])
     assert result.exit_code == 0, result.output
-    assert "valid (redact → persist)" in result.output
+    assert "valid (redact → normalize → detect → catalog → persist)" in result.output
 
 
 def test_pipeline_validate_reports_every_problem_with_its_place(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import importlib
 
 import typer
 
-MODULES: tuple[str, ...] = ("sessions", "mcp")
+MODULES: tuple[str, ...] = ("sessions", "mcp", "ps", "logs", "issues", "catalog")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from rsproxy.errors import ReportError
 from rsproxy.store import Store
 
-MODULES: tuple[str, ...] = ("sessions", "events")
+MODULES: tuple[str, ...] = ("sessions", "events", "logs", "issues", "catalog")
 
 
 class Params(BaseModel):
