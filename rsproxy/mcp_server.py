@@ -243,6 +243,7 @@ _NETWORK_DETECTORS = (
     "n_plus_one_requests",
     "api_inconsistency",
     "auth_mismatch",
+    "write_amplification",
 )
 
 
@@ -251,9 +252,13 @@ def get_network_issues(project: ProjectArg = None, session: str = "current") -> 
     """Problems in the traffic: failed and slow requests, N+1 request patterns, inconsistent
     API responses, authentication mismatches — each with evidence event ids."""
     result, name = _report(
-        project, "issues", "get_network_issues(session='latest')", session=session
+        project,
+        "issues",
+        "get_network_issues(session='latest')",
+        session=session,
+        detector=list(_NETWORK_DETECTORS),
     )
-    found = [i for i in result["issues"] if i["detector"] in _NETWORK_DETECTORS]
+    found = result["issues"]
     return _answer(
         f"{len(found)} network issue(s).",
         found,
@@ -516,6 +521,202 @@ def detect_issues(
     )
 
 
+# ---- API catalog ------------------------------------------------------------------------------
+
+
+@_tool_if("catalog")
+def get_api_catalog(
+    project: ProjectArg = None,
+    session: str = "current",
+    service: str | None = None,
+    method: str | None = None,
+    path_contains: str | None = None,
+    include_contracts: bool = False,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """The API endpoints the app calls, by service, method and path template (/users/{userId}):
+    calls, success rate, p50/p95 latency, status codes, auth pattern, last seen. Request and
+    response contracts (JSON Schema merged across samples) only with include_contracts."""
+    result, name = _report(
+        project,
+        "catalog",
+        "get_api_catalog(service='app', include_contracts=true)",
+        session=session,
+        service=service,
+        method=method,
+        path=path_contains,
+        contracts=include_contracts,
+        error_samples=1,
+        limit=limit,
+    )
+    endpoints = result["endpoints"]
+    services = ", ".join(result["services"]) or "none"
+    summary = f"{result['count']} endpoint(s) across services: {services}"
+    if result["truncated"]:
+        summary += f"; showing {len(endpoints)} (raise limit or filter by service/path)"
+    return _answer(
+        summary + ".",
+        endpoints,
+        project=name,
+        session=result["session"],
+        count=len(endpoints),
+        truncated=result["truncated"],
+        notes=result["notes"],
+    )
+
+
+@_tool_if("api_health")
+def get_api_health(
+    project: ProjectArg = None,
+    session: str = "current",
+    service: str | None = None,
+    slow_ms: float = 1000.0,
+) -> dict[str, Any]:
+    """Each endpoint classed failing, degraded or healthy, worst first, with the reasons (error
+    rate, client errors, p95 above slow_ms) and a sample error body."""
+    result, name = _report(
+        project,
+        "api_health",
+        "get_api_health(service='app', slow_ms=500)",
+        session=session,
+        service=service,
+        slow_ms=slow_ms,
+    )
+    counts = result["summary"]
+    rows = result["endpoints"]
+    bad = [e for e in rows if e["health"] != "healthy"]
+    return _answer(
+        ", ".join(f"{n} {h}" for h, n in counts.items()) + " endpoint(s).",
+        rows,
+        project=name,
+        session=result["session"],
+        count=len(rows),
+        issues=bad,
+    )
+
+
+@_tool_if("api_docs")
+def get_api_documentation(
+    project: ProjectArg = None, session: str = "current", service: str | None = None
+) -> dict[str, Any]:
+    """Markdown documentation of the observed API: each endpoint's figures, parameters, request
+    and response bodies with examples, and a cURL command (secrets redacted)."""
+    result, name = _report(
+        project,
+        "api_docs",
+        "get_api_documentation(service='app')",
+        session=session,
+        service=service,
+    )
+    return _answer(
+        f"Documentation of {result['endpoints']} endpoint(s).",
+        result["markdown"],
+        project=name,
+        session=result["session"],
+        count=result["endpoints"],
+    )
+
+
+@_tool_if("service_map")
+def get_service_map(project: ProjectArg = None, session: str = "current") -> dict[str, Any]:
+    """The services the app talks to (its own API, Stripe, Supabase, ... one per other host):
+    hosts, endpoint counts, calls, error rates, p50/p95 latency and auth patterns."""
+    result, name = _report(project, "service_map", "get_service_map()", session=session)
+    rows = result["services"]
+    listed = ", ".join(f"{s['service']} ({s['calls']} calls)" for s in rows[:8])
+    return _answer(
+        f"{len(rows)} service(s): {listed or 'none yet'}.",
+        rows,
+        project=name,
+        session=result["session"],
+        count=len(rows),
+    )
+
+
+@_tool_if("api_changes")
+def get_api_changes(
+    a: str = "latest-1",
+    b: str = "latest",
+    project: ProjectArg = None,
+    service: str | None = None,
+    breaking_only: bool = False,
+) -> dict[str, Any]:
+    """How the API changed from session a to b (ids, latest-N or git commits): endpoints added
+    or no longer called, status codes and auth patterns that changed, and contract changes
+    (fields added, removed, retyped, made optional or nullable), each marked breaking or not."""
+    result, name = _report(
+        project,
+        "api_changes",
+        "get_api_changes(a='latest-1', b='latest', breaking_only=true)",
+        a=a,
+        b=b,
+        service=service,
+        breaking_only=breaking_only,
+    )
+    counts = result["counts"]
+    breaking = [e for e in result["changed"] if e["breaking"]]
+    return _answer(
+        f"{result['a']} → {result['b']}: {counts['added']} endpoint(s) added, "
+        f"{counts['removed']} not called any more, {counts['changed']} changed "
+        f"({counts['breaking']} breaking).",
+        result,
+        project=name,
+        session=result["b"],
+        count=counts["added"] + counts["removed"] + counts["changed"],
+        issues=breaking,
+    )
+
+
+def _write_json(path: str, document: Any) -> Path:
+    """Write an export where the caller asked, whole or not at all."""
+    import json
+    import os
+
+    target = Path(path).expanduser()
+    if not target.is_absolute():
+        target = Path.cwd() / target
+    if not target.parent.is_dir():
+        raise ToolError(
+            f"cannot write {target}: the folder {target.parent} does not exist. Give a path in "
+            "an existing folder, e.g. output_path='openapi.json'"
+        )
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(partial, target)
+    return target
+
+
+@_tool_if("openapi")
+def export_openapi(
+    project: ProjectArg = None,
+    session: str = "current",
+    service: str | None = None,
+    title: str | None = None,
+    output_path: str | None = None,
+) -> dict[str, Any]:
+    """An OpenAPI 3.1 document of the observed endpoints with their inferred schemas. With
+    output_path it is written to that file (relative to the server's directory) and only a
+    summary is returned, to save context."""
+    document, name = _report(
+        project,
+        "openapi",
+        "export_openapi(service='app', output_path='openapi.json')",
+        session=session,
+        service=service,
+        title=title,
+    )
+    paths = len(document.get("paths") or {})
+    if output_path:
+        target = _write_json(output_path, document)
+        return _answer(
+            f"OpenAPI 3.1 with {paths} path(s) written to {target}.",
+            {"path": str(target), "paths": sorted(document.get("paths") or {})},
+            project=name,
+            count=paths,
+        )
+    return _answer(f"OpenAPI 3.1 with {paths} path(s).", document, project=name, count=paths)
+
+
 @server.tool()
 def compare_sessions(
     a: str = "latest-1",
@@ -547,6 +748,117 @@ def compare_sessions(
         count=len(result["changes"]),
         issues=regressions,
     )
+
+
+# ---- dev processes ----------------------------------------------------------------------------
+
+
+def _process_brief(entry: dict[str, Any]) -> dict[str, Any]:
+    """A scan entry without what an agent rarely needs (argv, helper details)."""
+    brief = {k: v for k, v in entry.items() if k not in ("cmdline", "helpers", "activity")}
+    brief["command"] = entry["command"][:300]
+    brief["helpers"] = len(entry["helpers"])
+    if entry.get("activity"):
+        brief["activity"] = entry["activity"].get("reason")
+    return brief
+
+
+@server.tool()
+def get_dev_processes(project: ProjectArg = None, include_all: bool = False) -> dict[str, Any]:
+    """Dev processes running on this machine (dev servers, watchers, runners, databases,
+    tunnels, Docker, rsproxy), grouped by the project they belong to: pid, type, ports, memory,
+    CPU, uptime, stale flag, memory warnings. Machine-wide unless `project` names one."""
+    from rsproxy.processes import scan
+
+    result = scan(include_all=include_all)
+    groups = result["projects"]
+    if project is not None:
+        groups = [g for g in groups if g["name"] == project]
+        if not groups:
+            known = ", ".join(g["name"] for g in result["projects"]) or "none"
+            raise ToolError(
+                f"no dev process belongs to project {project!r}; projects with processes: "
+                f"{known}. Call get_dev_processes() without project to see the whole machine"
+            )
+    data = {
+        "projects": [
+            {
+                **{k: v for k, v in g.items() if k != "processes"},
+                "processes": [_process_brief(e) for e in g["processes"]],
+            }
+            for g in groups
+        ],
+        "unassociated": [] if project else [_process_brief(e) for e in result["unassociated"]],
+    }
+    listed = sum(len(g["processes"]) for g in data["projects"]) + len(data["unassociated"])
+    warnings = [
+        w
+        for w in result["warnings"]
+        if project is None or any(e["pid"] == w["pid"] for g in groups for e in g["processes"])
+    ]
+    return _answer(
+        f"{listed} process(es) in {len(data['projects'])} project(s)"
+        + (f", {len(data['unassociated'])} unassociated" if data["unassociated"] else "")
+        + (f"; {len(warnings)} warning(s)" if warnings else "")
+        + ".",
+        data,
+        project=project or "(machine)",
+        count=listed,
+        issues=warnings,
+        scan_ms=result["duration_ms"],
+    )
+
+
+@server.tool()
+def kill_process(
+    pid: int,
+    signal: Literal["TERM", "KILL"] = "TERM",
+    force: bool = False,
+    name: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """STOPS a process and its child processes: SIGTERM (or SIGKILL), then SIGKILL to whatever
+    is left after 5 s. Refuses PID 1, its own caller, other users' processes, rsproxy itself
+    unless name='rsproxy', and anything that is not a recognised dev process unless force.
+    Pass name (e.g. 'vite') to make sure a reused pid is not stopped; dry_run shows the plan."""
+    from rsproxy.processes import kill
+
+    try:
+        result = kill(pid, signal, force=force, name=name, dry_run=dry_run)
+    except RsproxyError as exc:
+        raise ToolError(f"{exc} Example: kill_process(pid=12345, name='vite')") from None
+    label = f"{result.get('label')} (pid {pid})"
+    if dry_run:
+        summary = f"Would stop {label} and {len(result['tree']) - 1} child process(es)."
+    else:
+        escalated = " (it ignored SIGTERM: killed)" if result["escalated_to_kill"] else ""
+        summary = (
+            f"Stopped {label}{escalated}."
+            if result["ok"]
+            else (f"Signalled {label}; still running: {result['still_running']}.")
+        )
+    return _answer(summary, result, project=str((result.get("project") or {}).get("name")))
+
+
+@server.tool()
+def get_port_usage(port: int) -> dict[str, Any]:
+    """Which process listens on a TCP port (any address): pid, type, command, project — to find
+    what holds a dev server's port. Stop it with kill_process."""
+    from rsproxy.processes import port_owner
+
+    try:
+        result = port_owner(port)
+    except RsproxyError as exc:
+        raise ToolError(f"{exc} Example: get_port_usage(port=3000)") from None
+    owners = result["owners"]
+    if not owners:
+        summary = f"Nothing listens on port {port}."
+    else:
+        who = ", ".join(
+            f"{o['label']} (pid {o['pid']})" if o["pid"] else o["message"] for o in owners
+        )
+        summary = f"Port {port} is held by {who}."
+    return _answer(summary, result, project="(machine)", count=len(owners))
 
 
 @server.tool()

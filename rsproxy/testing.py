@@ -366,6 +366,29 @@ class DaemonProcess:
             events = self.events(kind)
         return events
 
+    def wait_for_report(
+        self,
+        name: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        timeout: float = 20.0,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Poll the report ``name`` until ``predicate(answer)`` holds (derived tables such as
+        the catalog's are written when the pipeline worker is idle)."""
+        deadline = time.monotonic() + timeout
+        with self.api() as client:
+            while True:
+                response = client.post(f"/api/report/{name}", json=params)
+                response.raise_for_status()
+                answer: dict[str, Any] = response.json()
+                if predicate(answer):
+                    return answer
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"report {name} never satisfied the condition: {json.dumps(answer)[:3000]}"
+                    )
+                time.sleep(0.2)
+
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
         if self.proc is None:
             return 0
@@ -433,3 +456,31 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# ---- MCP ----------------------------------------------------------------------------------------
+
+
+async def mcp_calls(
+    home: Path, project: str, calls: list[tuple[str, dict[str, Any]]]
+) -> list[tuple[str, Any]]:
+    """Spawn `rsproxy mcp --project PROJECT` and make ``calls`` in one stdio session with the
+    ``mcp`` package's client. Returns ``("__tools__", tools)`` then one ``(name, answer)`` per
+    call: the parsed JSON answer, or ``{"error": text}`` for a tool error."""
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "rsproxy", "mcp", "--project", project],
+        env={"RSPROXY_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+    out: list[tuple[str, Any]] = []
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        out.append(("__tools__", (await session.list_tools()).tools))
+        for name, args in calls:
+            result = await session.call_tool(name, args)
+            text = "".join(c.text for c in result.content if hasattr(c, "text"))
+            out.append((name, {"error": text} if result.isError else json.loads(text)))
+    return out

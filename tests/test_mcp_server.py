@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
 
-from rsproxy.testing import DaemonProcess, LoopbackServer, free_port, run_async
+from rsproxy.testing import DaemonProcess, LoopbackServer, free_port, mcp_calls, run_async
 
 SITE_PY = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "site.py"
 PROJECT = "mcpcap"
@@ -33,20 +30,11 @@ def _site() -> Any:
 
 
 async def _session_calls(home: Path, calls: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Run the calls in one MCP session; each answer is the parsed JSON, or {"error": text}."""
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "rsproxy", "mcp", "--project", PROJECT],
-        env={"RSPROXY_HOME": str(home), "PATH": "/usr/bin:/bin"},
-    )
-    out: dict[str, Any] = {}
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
-        out["__tools__"] = (await session.list_tools()).tools
-        for i, (name, args) in enumerate(calls):
-            result = await session.call_tool(name, args)
-            text = "".join(c.text for c in result.content if hasattr(c, "text"))
-            out[f"{i}:{name}"] = {"error": text} if result.isError else json.loads(text)
+    """The answers keyed ``"{i}:{name}"`` (``__tools__`` first), as the assertions index them."""
+    answers = await mcp_calls(home, PROJECT, calls)
+    out: dict[str, Any] = {"__tools__": answers[0][1]}
+    for i, (name, answer) in enumerate(answers[1:]):
+        out[f"{i}:{name}"] = answer
     return out
 
 

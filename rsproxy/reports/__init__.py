@@ -22,7 +22,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from rsproxy.errors import ReportError
 from rsproxy.store import Store
 
-MODULES: tuple[str, ...] = ("sessions", "events", "logs", "issues", "catalog")
+MODULES: tuple[str, ...] = (
+    "sessions",
+    "events",
+    "logs",
+    "issues",
+    "catalog",
+    "api_changes",
+)
 
 
 class Params(BaseModel):
