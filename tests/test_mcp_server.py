@@ -168,3 +168,55 @@ def test_print_config_gives_the_claude_command_and_a_json_block(tmp_path: Path) 
     block = json.loads(result.stdout[result.stdout.index("{") :])
     server = block["mcpServers"]["rsproxy"]
     assert server["args"][-3:] == ["mcp", "--project", "shop"]
+
+
+def test_bad_arguments_and_endless_queries_get_tool_errors_and_the_server_keeps_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rsproxy.project import Project
+    from rsproxy.store import SessionInfo, Store
+    from rsproxy.testing import make_http_event
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("RSPROXY_HOME", str(home))
+    project = Project.resolve(PROJECT)
+    project.ensure_data_dir()
+    store = Store.open(project.store_path)
+    store.start_session(
+        SessionInfo(id="s1", project=PROJECT, source="proxy", target=None, started_ms=0.0)
+    )
+    event = make_http_event(path="/api/ok", url="http://127.0.0.1:3000/api/ok")
+    event.session_id, event.project = "s1", PROJECT
+    store.write_events([event])
+    store.close()
+
+    answers = run_async(
+        mcp_calls(
+            home,
+            PROJECT,
+            [
+                ("get_network_requests", {"limit": -5}),
+                ("get_network_requests", {"status": "teapot"}),
+                ("get_event_timeline", {"session": "no-such-session"}),
+                (
+                    "query_events",
+                    {
+                        "sql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+                        "SELECT count(*) FROM r"
+                    },
+                ),
+                ("get_network_requests", {}),
+            ],
+        ),
+        timeout=120,
+    )
+    errors = [answer for _, answer in answers[1:4]]
+    for error in errors:
+        assert set(error) == {"error"}, error
+    assert "limit" in errors[0]["error"] and "Example: get_network_requests(" in errors[0]["error"]
+    assert "teapot" in errors[1]["error"] and "5xx" in errors[1]["error"]
+    assert "no-such-session" in errors[2]["error"] and "latest" in errors[2]["error"]
+    endless = answers[4][1]
+    assert "stopped after 10 s" in endless["error"], endless
+    served = answers[5][1]
+    assert [r["path"] for r in served["data"]] == ["/api/ok"], "the server kept serving"
