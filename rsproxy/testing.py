@@ -9,7 +9,10 @@
 * ``DaemonProcess``: a real ``rsproxy start`` in a subprocess, with its state file and an API
   client;
 * Chromium: where Debian's binary is, the flags it needs here, and whether a missing browser
-  (or database) must fail rather than skip (``RSPROXY_REQUIRE_BROWSER`` / ``_SERVICES``).
+  (or database) must fail rather than skip (``RSPROXY_REQUIRE_BROWSER`` / ``_SERVICES``);
+* fixtures: ``load_fixture`` imports a file under fixtures/ (not a package), ``react_app_dist``
+  builds fixtures/react_app with npm;
+* MCP: ``mcp_calls`` drives `rsproxy mcp` over stdio with the ``mcp`` package's client.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -456,6 +460,37 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def load_fixture(path: Path) -> ModuleType:
+    """Import a fixture file (fixtures/ is not a package; each file stands alone)."""
+    import importlib.util
+
+    name = "rsproxy_fixture_" + "_".join(path.with_suffix("").parts[-2:]).replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def react_app_dist() -> Path:
+    """fixtures/react_app built with npm (once; later calls reuse the build). Without npm the
+    calling test skips loudly, or fails under RSPROXY_REQUIRE_BROWSER=1."""
+    import pytest
+
+    if shutil.which("npm") is None:
+        message = "npm is not installed (Node.js and npm are needed to build fixtures/react_app)"
+        if browser_required():
+            pytest.fail(f"RSPROXY_REQUIRE_BROWSER=1 but {message}")
+        pytest.skip(f"REACT FIXTURE SKIPPED: {message}")
+    dist: Path = load_fixture(FIXTURES / "react_app" / "build.py").build()
+    return dist
 
 
 # ---- MCP ----------------------------------------------------------------------------------------

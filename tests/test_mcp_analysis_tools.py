@@ -11,7 +11,6 @@ store once the daemon has stopped. The process tools find the daemon and a test-
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -26,7 +25,14 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from rsproxy.testing import DaemonProcess, LoopbackServer, free_port, mcp_calls, run_async
+from rsproxy.testing import (
+    DaemonProcess,
+    LoopbackServer,
+    free_port,
+    load_fixture,
+    mcp_calls,
+    run_async,
+)
 
 CATALOG_API = Path(__file__).resolve().parents[1] / "fixtures" / "apps" / "catalog_api.py"
 PROJECT = "mcpapi"
@@ -34,11 +40,7 @@ USER = "app GET /api/users/{userId}"
 
 
 def _fixture() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rsproxy_mcp_catalog_api", CATALOG_API)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_fixture(CATALOG_API)
 
 
 api = _fixture()

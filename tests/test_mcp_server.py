@@ -8,25 +8,27 @@ from the store, read-only); the answers must carry the facts of that capture.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rsproxy.testing import DaemonProcess, LoopbackServer, free_port, mcp_calls, run_async
+from rsproxy.testing import (
+    DaemonProcess,
+    LoopbackServer,
+    free_port,
+    load_fixture,
+    mcp_calls,
+    run_async,
+)
 
 SITE_PY = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "site.py"
 PROJECT = "mcpcap"
 
 
 def _site() -> Any:
-    spec = importlib.util.spec_from_file_location("rsproxy_mcp_site", SITE_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_fixture(SITE_PY)
 
 
 async def _session_calls(home: Path, calls: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ has stopped (the read-only path). A second test drives the API from Chromium.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -21,17 +20,13 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from rsproxy.testing import DaemonProcess, LoopbackServer, run_cli
+from rsproxy.testing import DaemonProcess, LoopbackServer, load_fixture, run_cli
 
 CATALOG_API = Path(__file__).resolve().parents[2] / "fixtures" / "apps" / "catalog_api.py"
 
 
 def _fixture() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rsproxy_fixture_catalog_api", CATALOG_API)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_fixture(CATALOG_API)
 
 
 api = _fixture()

@@ -18,9 +18,7 @@ The SQL detectors are not here: no component captures SQL yet, so a browser sess
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,9 +27,8 @@ from typing import Any
 
 import pytest
 
-from rsproxy import testing
 from rsproxy.store import Store
-from rsproxy.testing import DaemonProcess, LoopbackServer, run_cli
+from rsproxy.testing import DaemonProcess, LoopbackServer, load_fixture, react_app_dist, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ROOT / "fixtures" / "apps"
@@ -61,28 +58,12 @@ PLANTED: dict[str, Callable[[dict[str, Any]], bool]] = {
 
 
 def _module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"rsproxy_fixture_{name}", APPS / name / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_fixture(APPS / name / "app.py")
 
 
 @pytest.fixture(scope="module")
 def react_dist() -> Path:
-    if shutil.which("npm") is None:
-        message = "npm is not installed (Node.js and npm are needed to build fixtures/react_app)"
-        if testing.browser_required():
-            pytest.fail(f"RSPROXY_REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(f"REACT FIXTURE SKIPPED: {message}")
-    build = importlib.util.spec_from_file_location(
-        "react_app_build", ROOT / "fixtures" / "react_app" / "build.py"
-    )
-    assert build is not None and build.loader is not None
-    module = importlib.util.module_from_spec(build)
-    build.loader.exec_module(module)
-    dist: Path = module.build()
-    return dist
+    return react_app_dist()
 
 
 @pytest.fixture

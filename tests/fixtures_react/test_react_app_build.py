@@ -7,7 +7,6 @@ down what they need from the build: an entry page that loads a built bundle, Rea
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from types import ModuleType
 import pytest
 
 from rsproxy import testing
+from rsproxy.testing import load_fixture
 
 APP_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "react_app"
 
@@ -24,11 +24,7 @@ REACT_DEV_MARKER = "Download the React DevTools for a better development experie
 
 
 def _load_build_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("react_app_build", APP_DIR / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_fixture(APP_DIR / "build.py")
 
 
 @pytest.fixture(scope="module")

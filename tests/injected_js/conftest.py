@@ -3,7 +3,6 @@ origin for cross-origin calls, and a real ``rsproxy start`` in front of the site
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -11,17 +10,13 @@ from typing import Any
 
 import pytest
 
-from rsproxy.testing import DaemonProcess, LoopbackServer
+from rsproxy.testing import DaemonProcess, LoopbackServer, load_fixture
 
 SITE_PY = Path(__file__).resolve().parents[2] / "fixtures" / "pages" / "site.py"
 
 
 def _site_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rsproxy_fixture_pages_site", SITE_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_fixture(SITE_PY)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ is a ``state`` event with the top-level keys it changed, before and after.
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,24 +16,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from rsproxy import testing
-from rsproxy.testing import DaemonProcess, LoopbackServer
+from rsproxy.testing import DaemonProcess, LoopbackServer, react_app_dist
 
 APP_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "react_app"
 
 
 def _dist() -> Path:
-    if shutil.which("npm") is None:
-        message = "npm is not installed (Node.js and npm are needed to build fixtures/react_app)"
-        if testing.browser_required():
-            pytest.fail(f"RSPROXY_REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(f"REACT FIXTURE SKIPPED: {message}")
-    spec = importlib.util.spec_from_file_location("react_app_build", APP_DIR / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    path: Path = module.build()
-    return path
+    return react_app_dist()
 
 
 def _static_app(dist: Path) -> web.Application:

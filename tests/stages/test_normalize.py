@@ -10,7 +10,6 @@ that only reveals itself after several samples, with the earlier rows rewritten 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import random
 from collections.abc import Iterator
@@ -28,17 +27,13 @@ from rsproxy.pipeline.spec import default_pipeline_path, load_spec, parse_spec
 from rsproxy.pipeline.stage import StageContext
 from rsproxy.stages.normalize import Normalize, NormalizeConfig, sniff_content_type
 from rsproxy.store import SessionInfo, Store
-from rsproxy.testing import DaemonProcess, LoopbackServer, make_event, make_http_event
+from rsproxy.testing import DaemonProcess, LoopbackServer, load_fixture, make_event, make_http_event
 
 IDS_API_PY = Path(__file__).resolve().parents[2] / "fixtures" / "apps" / "ids_api.py"
 
 
 def _ids_api() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rsproxy_fixture_ids_api", IDS_API_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_fixture(IDS_API_PY)
 
 
 def _stage(**config: Any) -> Normalize:
