@@ -678,7 +678,7 @@ def _write_json(path: str, document: Any) -> Path:
     if not target.parent.is_dir():
         raise ToolError(
             f"cannot write {target}: the folder {target.parent} does not exist. Give a path in "
-            "an existing folder, e.g. output_path='openapi.json'"
+            "an existing folder, e.g. output_path='export.json'"
         )
     partial = target.with_name(target.name + ".partial")
     partial.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -747,6 +747,56 @@ def compare_sessions(
         session=result["b"]["id"],
         count=len(result["changes"]),
         issues=regressions,
+    )
+
+
+@_tool_if("export_har")
+def export_har(
+    project: ProjectArg = None,
+    session: str = "current",
+    output_path: str | None = None,
+    since_seconds: float | None = None,
+    limit: int | None = None,
+    include_bodies: bool | None = None,
+) -> dict[str, Any]:
+    """The captured exchanges as a HAR 1.2 file for other tools (browsers' DevTools, Charles,
+    `rsproxy replay`), secrets still redacted, grouped by the probe's page views. With
+    output_path the whole session is written there (bodies included) and only a summary comes
+    back; without it the HAR is returned inline, capped at 50 entries without bodies unless
+    limit / include_bodies say otherwise."""
+    document, name = _report(
+        project,
+        "export_har",
+        "export_har(output_path='session.har')",
+        session=session,
+        since_seconds=since_seconds,
+        limit=limit if limit is not None else (None if output_path else 50),
+        include_bodies=include_bodies if include_bodies is not None else bool(output_path),
+    )
+    log = document["log"]
+    meta = log.get("_rsproxy") or {}
+    summary = f"HAR 1.2 with {len(log['entries'])} entries in {len(log.get('pages') or [])} page(s)"
+    if not output_path:
+        more = (
+            " (cut at the limit; pass output_path for the whole session)"
+            if meta.get("truncated")
+            else ""
+        )
+        return _answer(
+            summary + more + ".",
+            document,
+            project=name,
+            session=meta.get("session"),
+            count=len(log["entries"]),
+            truncated=bool(meta.get("truncated")),
+        )
+    target = _write_json(output_path, document)
+    return _answer(
+        f"{summary} written to {target}.",
+        {"path": str(target), "entries": len(log["entries"]), "pages": len(log.get("pages") or [])},
+        project=name,
+        session=meta.get("session"),
+        count=len(log["entries"]),
     )
 
 
@@ -923,4 +973,6 @@ def main() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per daemon API call is noise in the client's log; warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     server.run("stdio")

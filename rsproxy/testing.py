@@ -11,16 +11,19 @@
 * Chromium: where Debian's binary is, the flags it needs here, and whether a missing browser
   (or database) must fail rather than skip (``RSPROXY_REQUIRE_BROWSER`` / ``_SERVICES``);
 * fixtures: ``load_fixture`` imports a file under fixtures/ (not a package), ``react_app_dist``
-  builds fixtures/react_app with npm;
+  builds fixtures/react_app with npm, ``npm_install`` installs a fixture's npm packages from
+  its lockfile;
 * MCP: ``mcp_calls`` drives `rsproxy mcp` over stdio with the ``mcp`` package's client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -462,6 +465,78 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+# ---- processes ---------------------------------------------------------------------------------
+
+
+def is_listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not is_listening(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            state = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
+            raise AssertionError(
+                f"{proc.args!r} never listened on {port} ({state}):\n{log.read_text()}"
+            )
+        time.sleep(0.05)
+
+
+class Spawner:
+    """Starts commands in their own process groups; ``close`` SIGKILLs every group it started."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def __call__(
+        self,
+        args: list[str],
+        *,
+        cwd: Path,
+        port: int | None = None,
+        user: str | None = None,
+        timeout: float = 30.0,
+    ) -> subprocess.Popen[bytes]:
+        if user is not None:
+            # As root: the same command under another user's ids (setpriv execs it, so the pid
+            # is the command's own), as a foreign process is.
+            gid = pwd.getpwnam(user).pw_gid
+            args = ["setpriv", f"--reuid={user}", f"--regid={gid}", "--clear-groups", *args]
+        log = self.log_dir / f"spawn-{os.getpid()}-{len(self.started)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                args,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        self.started.append(proc)
+        if port is not None:
+            wait_listening(port, proc, log, timeout)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+
+
+def make_project_dir(parent: Path, name: str = "shop") -> Path:
+    """A folder that is a git root (``.git`` is all rsproxy looks for), named like a project."""
+    folder = parent / f"{name}-{os.getpid()}"
+    (folder / ".git").mkdir(parents=True)
+    return folder
+
+
 # ---- fixtures ----------------------------------------------------------------------------------
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -491,6 +566,48 @@ def react_app_dist() -> Path:
         pytest.skip(f"REACT FIXTURE SKIPPED: {message}")
     dist: Path = load_fixture(FIXTURES / "react_app" / "build.py").build()
     return dist
+
+
+def npm_install(folder: Path, what: str) -> Path:
+    """``npm ci`` in a fixture folder from its committed lockfile, once per lockfile change
+    (a stamp in node_modules; a file lock keeps parallel runs from installing twice). Returns
+    its node_modules. Without npm, or when the install fails, the calling test skips loudly
+    — or fails under RSPROXY_REQUIRE_SERVICES=1. ``what`` names the tests, for that message."""
+    import fcntl
+
+    import pytest
+
+    def problem(message: str) -> None:
+        if services_required():
+            pytest.fail(f"RSPROXY_REQUIRE_SERVICES=1 but {message}")
+        pytest.skip(f"{what.upper()} SKIPPED: {message}")
+
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        problem("Node.js and npm are not installed")
+    assert npm is not None
+    modules = folder / "node_modules"
+    stamp = modules / ".rsproxy-npm-ci"
+    lock = folder / "package-lock.json"
+    with open(folder / ".install.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+            try:
+                done = subprocess.run(
+                    [npm, "ci", "--include=dev", "--no-audit", "--no-fund", "--prefer-offline"],
+                    cwd=folder,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, "npm_config_update_notifier": "false"},
+                )
+            except subprocess.TimeoutExpired:
+                problem(f"`npm ci` in {folder} timed out")
+            if done.returncode != 0:
+                problem(f"`npm ci` in {folder} failed:\n{done.stderr[-2000:]}")
+            stamp.touch()
+    return modules
 
 
 # ---- MCP ----------------------------------------------------------------------------------------

@@ -42,3 +42,13 @@ def page(browser: Any) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[testing.Spawner]:
+    """Start real processes (own process group each); all are SIGKILLed after the test."""
+    spawner = testing.Spawner(tmp_path)
+    try:
+        yield spawner
+    finally:
+        spawner.close()

@@ -12,7 +12,6 @@ store once the daemon has stopped. The process tools find the daemon and a test-
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from openapi_spec_validator import validate
 from rsproxy.testing import (
     DaemonProcess,
     LoopbackServer,
+    Spawner,
     free_port,
     load_fixture,
     mcp_calls,
@@ -106,6 +106,7 @@ def test_catalog_issue_and_change_tools_answer_from_two_real_captures(
     with _capture(home, api.app, page, extra=[]):
         pass
     spec_file = tmp_path / "openapi.json"
+    har_file = tmp_path / "session.har"
     calls: list[tuple[str, dict[str, Any]]] = [
         ("get_api_catalog", {}),
         ("get_api_catalog", {"path_contains": "/api/users/", "include_contracts": True}),
@@ -117,6 +118,8 @@ def test_catalog_issue_and_change_tools_answer_from_two_real_captures(
         ("export_openapi", {"output_path": str(spec_file)}),
         ("detect_issues", {}),
         ("get_network_issues", {}),
+        ("export_har", {"output_path": str(har_file)}),
+        ("export_har", {"limit": 3}),
         ("get_api_catalog", {"service": "stripe"}),
     ]
     with _capture(home, _changed_app, page, extra=["/api/v2/ping"]):
@@ -198,7 +201,22 @@ def test_catalog_issue_and_change_tools_answer_from_two_real_captures(
     }
     assert {i["id"] for i in network} <= {i["id"] for i in issues}
 
-    assert "no service 'stripe'" in by_call[10]["error"] and "app" in by_call[10]["error"]
+    har = json.loads(har_file.read_text())["log"]
+    urls = [e["request"]["url"] for e in har["entries"]]
+    api_calls = [u for u in urls if "/api/" in u]
+    assert har["version"] == "1.2" and len(api_calls) == 5 + 14 + 1
+    assert any(u.endswith("/api/v2/ping") for u in urls) and urls[0].endswith("/")
+    # The fixture's page embeds its token in its own HTML; no header may carry it.
+    assert api.API_KEY not in har_file.read_text()
+    headers = [h for e in har["entries"] for h in e["request"]["headers"]]
+    assert not [h for h in headers if api.TOKEN in h["value"]]
+    assert {"name": "authorization", "value": "Bearer [REDACTED]"} in headers
+    assert by_call[10]["data"] == {"path": str(har_file), "entries": len(urls), "pages": 1}
+    inline = by_call[11]
+    assert len(inline["data"]["log"]["entries"]) == 3 and inline["metadata"]["truncated"] is True
+    assert all("text" not in e["response"]["content"] for e in inline["data"]["log"]["entries"])
+
+    assert "no service 'stripe'" in by_call[12]["error"] and "app" in by_call[12]["error"]
 
     # The daemon is gone: the same questions are answered from the store.
     offline = run_async(
@@ -215,42 +233,32 @@ def test_catalog_issue_and_change_tools_answer_from_two_real_captures(
     assert {i["id"] for i in stored[2]["data"]} == {i["id"] for i in issues}
 
 
-def test_process_tools_find_stop_and_refuse(tmp_path: Path) -> None:
+def test_process_tools_find_stop_and_refuse(tmp_path: Path, spawn: Spawner) -> None:
     home = tmp_path / "home"
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    args = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    server = spawn(args, cwd=tmp_path, port=port)
+    bystander = spawn(["sleep", "60"], cwd=tmp_path)
+    answers = run_async(
+        mcp_calls(
+            home,
+            PROJECT,
+            [
+                ("get_dev_processes", {}),
+                ("get_port_usage", {"port": port}),
+                ("kill_process", {"pid": 1}),
+                ("kill_process", {"pid": bystander.pid}),
+                ("kill_process", {"pid": server.pid, "name": "vite"}),
+                ("kill_process", {"pid": server.pid, "dry_run": True}),
+                ("kill_process", {"pid": server.pid}),
+                ("get_port_usage", {"port": port}),
+                ("get_port_usage", {"port": 70000}),
+                ("get_dev_processes", {"project": "no-such-project"}),
+            ],
+        ),
+        timeout=120,
     )
-    bystander = subprocess.Popen(["sleep", "60"])
-    try:
-        _wait_listening(port)
-        answers = run_async(
-            mcp_calls(
-                home,
-                PROJECT,
-                [
-                    ("get_dev_processes", {}),
-                    ("get_port_usage", {"port": port}),
-                    ("kill_process", {"pid": 1}),
-                    ("kill_process", {"pid": bystander.pid}),
-                    ("kill_process", {"pid": server.pid, "name": "vite"}),
-                    ("kill_process", {"pid": server.pid, "dry_run": True}),
-                    ("kill_process", {"pid": server.pid}),
-                    ("get_port_usage", {"port": port}),
-                    ("get_port_usage", {"port": 70000}),
-                    ("get_dev_processes", {"project": "no-such-project"}),
-                ],
-            ),
-            timeout=120,
-        )
-        assert bystander.poll() is None, "the refused process still runs"
-    finally:
-        for proc in (server, bystander):
-            proc.kill()
-            proc.wait()
+    assert bystander.poll() is None, "the refused process still runs"
     by_call = [a for _, a in answers[1:]]
 
     listed = by_call[0]["data"]
@@ -271,18 +279,3 @@ def test_process_tools_find_stop_and_refuse(tmp_path: Path) -> None:
     assert by_call[7]["data"]["in_use"] is False
     assert "error" in by_call[8] and "70000" in by_call[8]["error"]
     assert "no dev process belongs to project 'no-such-project'" in by_call[9]["error"]
-
-
-def _wait_listening(port: int, timeout: float = 10.0) -> None:
-    import socket
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)

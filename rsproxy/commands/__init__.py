@@ -12,7 +12,15 @@ import importlib
 
 import typer
 
-MODULES: tuple[str, ...] = ("sessions", "mcp", "ps", "logs", "issues", "catalog")
+MODULES: tuple[str, ...] = (
+    "sessions",
+    "mcp",
+    "ps",
+    "logs",
+    "issues",
+    "catalog",
+    "export",
+)
 
 
 def register(app: typer.Typer) -> None:

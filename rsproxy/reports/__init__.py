@@ -29,6 +29,7 @@ MODULES: tuple[str, ...] = (
     "issues",
     "catalog",
     "api_changes",
+    "export",
 )
 
 

@@ -7,67 +7,29 @@ Each test starts a ``python -m http.server`` in a folder that is a git root name
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rsproxy.testing import free_port, run_cli
-
-
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(5)
+from rsproxy.testing import Spawner, free_port, run_cli
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def server(tmp_path: Path, spawn: Spawner) -> tuple[subprocess.Popen[bytes], int]:
     project = tmp_path / "storefront"
     (project / ".git").mkdir(parents=True)
     port = free_port()
-    proc = _start([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], project)
-    try:
-        deadline = time.monotonic() + 20
-        while not _listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, "http.server did not start"
-            time.sleep(0.05)
-        yield proc, port
-    finally:
-        _stop(proc)
+    args = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    return spawn(args, cwd=project, port=port, timeout=20), port
 
 
 @pytest.fixture
-def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = _start(["sleep", "60"], tmp_path)
-    try:
-        yield proc
-    finally:
-        _stop(proc)
+def sleeper(tmp_path: Path, spawn: Spawner) -> subprocess.Popen[bytes]:
+    return spawn(["sleep", "60"], cwd=tmp_path)
 
 
 def test_ps_lists_the_server_in_its_project(
