@@ -140,6 +140,8 @@ def _with_tables(ctx: ReportContext, session: str, service: str | None) -> tuple
 def _stats(ctx: ReportContext, session: str, service: str | None) -> dict[str, dict[str, Any]]:
     with_sql, args = _with_tables(ctx, session, service)
     out: dict[str, dict[str, Any]] = {}
+    # One pass over the session's exchanges: the status codes and auth schemes come as
+    # histograms of the same grouping rather than from two more scans of ``http``.
     for row in ctx.store.query(
         f"""{with_sql}
         SELECT e.key,
@@ -148,30 +150,26 @@ def _stats(ctx: ReportContext, session: str, service: str | None) -> dict[str, d
                count(*) FILTER (WHERE h.status IS NULL OR h.status >= 500) AS server_errors,
                count(*) FILTER (WHERE h.status >= 400 AND h.status < 500) AS client_errors,
                count(h.total) AS timed,
-               quantile_cont(h.total, 0.5) AS p50, quantile_cont(h.total, 0.95) AS p95,
+               quantile_cont(h.total, [0.5, 0.95]) AS quantiles,
                min(h.ts) AS first_seen, max(h.ts) AS last_seen,
                max(h.ts) FILTER (WHERE h.status < 400) AS last_success,
-               list(DISTINCT h.host ORDER BY h.host) AS hosts
+               list(DISTINCT h.host ORDER BY h.host) AS hosts,
+               histogram(h.status) AS statuses,
+               count(*) FILTER (WHERE h.status IS NULL) AS no_status,
+               histogram(coalesce(h.auth, 'none')) AS auths
         {_JOIN} GROUP BY e.key""",
         args,
     ):
+        row["p50"], row["p95"] = row.pop("quantiles") or (None, None)
+        # Codes ascending, no response last; schemes by calls, then name.
+        codes = {str(code): n for code, n in sorted((row.pop("statuses") or {}).items())}
+        no_status = row.pop("no_status")
+        if no_status:
+            codes["none"] = no_status
+        row["status_codes"] = codes
+        auths = sorted((row.pop("auths") or {}).items(), key=lambda item: (-item[1], item[0]))
+        row["auth"] = dict(auths)
         out[row.pop("key")] = row
-    for row in ctx.store.query(
-        f"""{with_sql}
-        SELECT e.key, h.status, count(*) AS n {_JOIN}
-        GROUP BY e.key, h.status ORDER BY e.key, h.status""",
-        args,
-    ):
-        stats = out.setdefault(row["key"], {})
-        name = "none" if row["status"] is None else str(row["status"])
-        stats.setdefault("status_codes", {})[name] = row["n"]
-    for row in ctx.store.query(
-        f"""{with_sql}
-        SELECT e.key, coalesce(h.auth, 'none') AS auth, count(*) AS n {_JOIN}
-        GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2""",
-        args,
-    ):
-        out.setdefault(row["key"], {}).setdefault("auth", {})[row["auth"]] = row["n"]
     return out
 
 
@@ -367,7 +365,7 @@ def service_map(ctx: ReportContext, params: CatalogFilter) -> dict[str, Any]:
         SELECT e.service, count(*) AS calls,
                count(*) FILTER (WHERE h.status IS NULL OR h.status >= 500) AS server_errors,
                count(*) FILTER (WHERE h.status >= 400 AND h.status < 500) AS client_errors,
-               quantile_cont(h.total, 0.5) AS p50, quantile_cont(h.total, 0.95) AS p95,
+               quantile_cont(h.total, [0.5, 0.95]) AS quantiles,
                list(DISTINCT h.host ORDER BY h.host) AS hosts,
                list(DISTINCT coalesce(h.auth, 'none') ORDER BY coalesce(h.auth, 'none')) AS auth,
                max(h.ts) AS last_seen
@@ -375,6 +373,7 @@ def service_map(ctx: ReportContext, params: CatalogFilter) -> dict[str, Any]:
         args,
     ):
         calls = int(row["calls"])
+        p50, p95 = row["quantiles"] or (None, None)
         services.append(
             {
                 "service": row["service"],
@@ -383,8 +382,8 @@ def service_map(ctx: ReportContext, params: CatalogFilter) -> dict[str, Any]:
                 "calls": calls,
                 "error_rate": _rate(int(row["server_errors"]), calls),
                 "client_error_rate": _rate(int(row["client_errors"]), calls),
-                "p50_ms": _round(row["p50"]),
-                "p95_ms": _round(row["p95"]),
+                "p50_ms": _round(p50),
+                "p95_ms": _round(p95),
                 "auth": row["auth"],
                 "last_seen": row["last_seen"],
             }

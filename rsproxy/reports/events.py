@@ -18,6 +18,7 @@ from pydantic import Field
 from rsproxy.errors import ReportError
 from rsproxy.reports import Params, ReportContext, report
 from rsproxy.reports.sql_guard import check_select
+from rsproxy.store import CONSOLE_TABLE, HTTP_TABLE, TABLE_FOR_KIND, Store
 
 MAX_LIMIT = 500
 
@@ -194,19 +195,70 @@ def _line(kind: str, d: dict[str, Any]) -> str:
     return text[:200]
 
 
+# What ``_line`` reads of each typed table's payload.
+_LINE_COLUMNS = {
+    HTTP_TABLE: "method, path, status, error, timings",
+    CONSOLE_TABLE: "level, type, message",
+}
+
+
+def _timeline_payloads(
+    ctx: ReportContext, session: str, envelopes: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The payloads ``_line`` needs for these envelopes of one session, by event id."""
+    if not envelopes:
+        return {}
+    wanted: dict[str, list[str]] = {}
+    for e in envelopes:
+        table = TABLE_FOR_KIND.get(e["kind"])
+        wanted.setdefault(table.name if table else "generic_events", []).append(e["id"])
+    span = [min(e["ts"] for e in envelopes), max(e["ts"] for e in envelopes)]
+    where = "session_id = ? AND ts BETWEEN ? AND ? AND id IN (SELECT unnest(?))"
+    out: dict[str, dict[str, Any]] = {}
+    ids = wanted.get("generic_events")
+    if ids:
+        for row in ctx.store.query(
+            f"SELECT id, data FROM generic_events WHERE {where}", [session, *span, ids]
+        ):
+            out[row["id"]] = json.loads(row["data"]) if row["data"] else {}
+    for table, columns in _LINE_COLUMNS.items():
+        ids = wanted.get(table.name)
+        if ids:
+            for row in ctx.store.query(
+                f"SELECT id, {columns} FROM {table.name} WHERE {where}", [session, *span, ids]
+            ):
+                out[row["id"]] = Store.payload_from_row(table, row)
+    return out
+
+
 @report("timeline", TimelineParams)
 def timeline(ctx: ReportContext, p: TimelineParams) -> dict[str, Any]:
     """Every kind of event in time order (newest first), each in one line."""
-    kinds = tuple(p.kinds) if p.kinds else None
     session = ctx.session(p.session)
-    envelopes = ctx.store.events(
-        kinds=kinds or (),
-        session_id=session,
-        since_ms=_since(ctx, p, session),
-        limit=p.limit + 1,
-        before_id=p.before,
+    clauses = ["session_id = ?"]
+    params: list[Any] = [session]
+    if p.kinds:
+        clauses.append(f"kind IN ({', '.join('?' for _ in p.kinds)})")
+        params.extend(p.kinds)
+    since = _since(ctx, p, session)
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(since)
+    if p.before:
+        clauses.append("id < ?")
+        params.append(p.before)
+    # The page is chosen on the envelope alone, then only its events' payloads are read, from
+    # the session's rows in the page's time range: carrying payloads through the sort, or
+    # looking ids up over every session's rows, costs several times the sort itself.
+    envelopes = ctx.store.query(
+        f"SELECT id, ts, page_id, source, kind FROM events WHERE {' AND '.join(clauses)} "
+        "ORDER BY ts DESC, id DESC LIMIT ?",
+        [*params, p.limit + 1],
     )
     page = _page(envelopes, p.limit)
+    payloads = _timeline_payloads(ctx, session, envelopes)
+    for e in envelopes:
+        e["data"] = payloads.get(e["id"], {})
     items = [
         {
             "id": e["id"],
@@ -273,6 +325,10 @@ def network_requests(ctx: ReportContext, p: NetworkParams) -> dict[str, Any]:
         clauses.append("service = ?")
         params.append(p.service)
     bodies = ", request_body, response_body, response_body_truncated" if p.include_bodies else ""
+    columns = (
+        "id, ts, page_id, method, host, path, query, path_template, service, status, error, "
+        "response_content_type, request_size, response_size, auth"
+    )
     # Static rows are filtered here rather than in SQL (the rules read better in Python), so
     # the query reads pages of candidates until the page is full.
     out: list[dict[str, Any]] = []
@@ -280,12 +336,15 @@ def network_requests(ctx: ReportContext, p: NetworkParams) -> dict[str, Any]:
     before = None
     while len(out) <= p.limit:
         extra = [*clauses, "id < ?"] if before else clauses
+        # The timings are parsed after the top-N, for the 500 rows kept rather than every row
+        # of the session (the JSON parse is most of the cost of this query otherwise).
         rows = ctx.store.query(
-            f"""SELECT id, ts, page_id, method, host, path, query, path_template, service,
-                       status, error, response_content_type, request_size, response_size, auth,
+            f"""SELECT {columns},
                        TRY_CAST(json_extract(timings, '$.total_ms') AS DOUBLE) AS total_ms,
                        TRY_CAST(json_extract(timings, '$.ttfb_ms') AS DOUBLE) AS ttfb_ms{bodies}
-                FROM http WHERE {" AND ".join(extra)} ORDER BY id DESC LIMIT ?""",
+                FROM (SELECT {columns}, timings{bodies}
+                      FROM http WHERE {" AND ".join(extra)} ORDER BY id DESC LIMIT ?)
+                ORDER BY id DESC""",
             [*params, *([before] if before else []), 500],
         )
         for row in rows:
@@ -363,10 +422,12 @@ def performance(ctx: ReportContext, p: SessionParams) -> dict[str, Any]:
     session = ctx.session(p.session)
     vitals = {}
     for r in ctx.store.query(
-        """SELECT json_extract_string(data, '$.name') AS name, count(v) AS samples,
+        """SELECT j[1] ->> '$' AS name, count(v) AS samples,
                   quantile_cont(v, 0.75) AS p75, max(v) AS worst
-           FROM (SELECT data, TRY_CAST(json_extract(data, '$.value') AS DOUBLE) AS v
-                 FROM generic_events WHERE session_id = ? AND kind = 'vital') GROUP BY 1""",
+           FROM (SELECT j, TRY_CAST(j[2] AS DOUBLE) AS v
+                 FROM (SELECT json_extract(data, ['$.name', '$.value']) AS j
+                       FROM generic_events WHERE session_id = ? AND kind = 'vital'))
+           GROUP BY 1""",
         [session],
     ):
         good, poor = VITAL_THRESHOLDS.get(r["name"], (None, None))
@@ -420,12 +481,15 @@ def render_summary(ctx: ReportContext, p: RenderParams) -> dict[str, Any]:
     """React components by render count: renders, time, why they rendered, identical props."""
     session = ctx.session(p.session)
     rows = ctx.store.query(
-        """SELECT json_extract_string(data, '$.component') AS component,
-                  sum(TRY_CAST(json_extract(data, '$.renders') AS BIGINT)) AS renders,
-                  round(sum(TRY_CAST(json_extract(data, '$.actual_duration_ms') AS DOUBLE)), 2) AS total_ms,
-                  sum(TRY_CAST(json_extract(data, '$.identical_props') AS BIGINT)) AS identical_props,
-                  max(TRY_CAST(json_extract(data, '$.commit_components') AS BIGINT)) AS largest_commit
-           FROM generic_events WHERE session_id = ? AND kind = 'render'
+        # One JSON parse per row for all five fields (json_extract with a list of paths).
+        """SELECT j[1] ->> '$' AS component,
+                  sum(TRY_CAST(j[2] AS BIGINT)) AS renders,
+                  round(sum(TRY_CAST(j[3] AS DOUBLE)), 2) AS total_ms,
+                  sum(TRY_CAST(j[4] AS BIGINT)) AS identical_props,
+                  max(TRY_CAST(j[5] AS BIGINT)) AS largest_commit
+           FROM (SELECT json_extract(data, ['$.component', '$.renders', '$.actual_duration_ms',
+                                            '$.identical_props', '$.commit_components']) AS j
+                 FROM generic_events WHERE session_id = ? AND kind = 'render')
            GROUP BY 1 ORDER BY renders DESC LIMIT ?""",
         [session, p.limit],
     )
