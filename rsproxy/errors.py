@@ -13,6 +13,10 @@ would be valid. Code that catches errors catches these classes, never bare strin
     ├── StoreError                   the DuckDB store cannot be opened or queried
     │   └── NoStoreError             the project has no store yet
     ├── ReportError                  a report was asked for by a wrong name, parameter or session
+    ├── ReplayError                  a capture file cannot be replayed (`rsproxy replay`)
+    │   ├── HarFormatError           not a usable HAR: not JSON, truncated, wrong version, no
+    │   │                            log.entries; names the file, the position and what is valid
+    │   └── FlowFileError            not a usable mitmproxy flow file; names the file and the flow
     ├── DaemonError                  the daemon cannot be started, reached or stopped
     │   ├── AlreadyRunningError      a live daemon already serves this project
     │   ├── NotRunningError          no daemon runs for this project
@@ -86,6 +90,19 @@ class NoStoreError(StoreError):
 class ReportError(RsproxyError):
     """A report (rsproxy/reports) was asked for with an unknown name, bad parameters, or a
     session reference that matches no session."""
+
+
+class ReplayError(RsproxyError):
+    """A capture file cannot be replayed: missing, of an unknown format, or the store is busy."""
+
+
+class HarFormatError(ReplayError):
+    """The file is not a HAR rsproxy can read; the message names the file, the position
+    (line, column, entry index) and what would be valid. Bad single entries are skipped instead."""
+
+
+class FlowFileError(ReplayError):
+    """The file is not a readable mitmproxy flow file; the message names the file and the flow."""
 
 
 class DaemonError(RsproxyError):

@@ -20,6 +20,7 @@ MODULES: tuple[str, ...] = (
     "issues",
     "catalog",
     "export",
+    "replay",
 )
 
 
