@@ -8,7 +8,8 @@
   planted bugs (a 500, a 3.3 s request, N+1 item fetches, two profile shapes, 12 settings
   writes, an auth mismatch).
 * ``catalog_flows`` — real ``mitmdump -w FILE`` in reverse mode in front of catalog_api, with
-  the fixture's own ``drive`` sending its traffic through it.
+  the fixture's own ``drive`` sending its traffic through it; the same run writes mitmproxy's
+  own HAR export (``--set hardump=FILE``), ``catalog_mitmproxy_har``.
 
 Variants for other tools' quirks and malformed files are derived from these in the tests.
 """
@@ -115,6 +116,8 @@ def catalog_flows(catalog_api: ModuleType, recordings: Path) -> Iterator[Path]:
                 str(port),
                 "-w",
                 str(path),
+                "--set",
+                f"hardump={recordings / 'catalog.mitmproxy.har'}",
                 "-q",
             ],
             stdout=log,
@@ -139,3 +142,10 @@ def catalog_flows(catalog_api: ModuleType, recordings: Path) -> Iterator[Path]:
             log.close()
     assert path.stat().st_size > 0
     yield path
+
+
+@pytest.fixture(scope="session")
+def catalog_mitmproxy_har(catalog_flows: Path, recordings: Path) -> Path:
+    path = recordings / "catalog.mitmproxy.har"
+    assert path.stat().st_size > 0, "mitmdump wrote no HAR"
+    return path

@@ -53,6 +53,21 @@ def test_a_chromium_har_gives_the_catalog_with_templates_and_statuses(
     assert endpoints["GET /api/health"]["service"] == users["service"]
 
 
+def test_a_har_exported_by_mitmproxy_gives_the_same_catalog(
+    catalog_mitmproxy_har: Path, rsproxy_home: Path
+) -> None:
+    project = Project("mitmhar")
+    summary = replay(catalog_mitmproxy_har, project)
+    # drive() sends 14 requests; the fixture sent one more to see mitmdump was up
+    assert (summary.format, summary.skipped, summary.read) == ("har", 0, 15)
+    assert "mitmproxy" in (summary.creator or "")
+    endpoints = _endpoints(_reports(project, summary.session_id)[0])
+    assert endpoints["GET /api/users/{userId}"]["status_codes"] == {"200": 3, "401": 1, "404": 1}
+    assert endpoints["GET /api/users"]["calls"] == 3
+    assert endpoints["POST /api/orders"]["status_codes"] == {"201": 2, "422": 1}
+    assert endpoints["GET /api/stats"]["status_codes"] == {"200": 1, "500": 1}
+
+
 def test_the_replayed_session_is_tagged_and_secrets_are_redacted(
     catalog_har: Path, catalog_api: Any, rsproxy_home: Path
 ) -> None:
