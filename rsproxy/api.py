@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -67,6 +68,7 @@ class ApiServer:
         app.router.add_post("/api/exec", self._exec)
         app.router.add_post("/api/report/{name}", self._report)
         app.router.add_post("/api/clear", self._clear)
+        app.router.add_post("/api/replay", self._replay)
         app.router.add_get(PROBE_PREFIX + "probe.js", self._serve_probe)
         app.router.add_get(PROBE_PREFIX + "ws", self._probe_socket)
         app.router.add_post(PROBE_PREFIX + "events", self._beacon)
@@ -171,6 +173,27 @@ class ApiServer:
         # ReportError and StoreError become 400s with their message (the _guard middleware).
         result = await asyncio.to_thread(reports.run, request.match_info["name"], ctx, params)
         return web.json_response(result, dumps=_dumps)
+
+    async def _replay(self, request: web.Request) -> web.Response:
+        """Replay a local capture file into a new session: {"path": ..., "pipeline"?: ...,
+        "body_limit"?: ...}. Answers when the replay is done, with its summary."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+            return _json_error(400, 'expected a JSON object such as {"path": "/tmp/session.har"}')
+        path = Path(body["path"])
+        pipeline = body.get("pipeline")
+        limit = body.get("body_limit")
+        if not path.is_absolute() or (pipeline is not None and not isinstance(pipeline, str)):
+            return _json_error(400, "path (and pipeline, when given) must be absolute file paths")
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
+        ):
+            return _json_error(400, "body_limit must be a whole number of bytes")
+        summary = await self.runtime.replay(path, Path(pipeline) if pipeline else None, limit)
+        return web.json_response(summary, dumps=_dumps)
 
     async def _clear(self, _request: web.Request) -> web.Response:
         """Start the live session's default view afresh; nothing stored is deleted."""

@@ -123,6 +123,23 @@ class Runtime:
                 )
             )
 
+    async def replay(
+        self, path: Path, pipeline_path: Path | None = None, body_limit: int | None = None
+    ) -> dict[str, Any]:
+        """Replay a capture file into a new session of this daemon's store (it is the store's
+        writer, so `rsproxy replay` comes here while the daemon runs). The steps run on the
+        pipeline worker between live batches; the pipeline is the daemon's unless another is
+        given. Returns the replay's summary; raises ReplayError or PipelineError as ``replay``."""
+        from rsproxy.replay.run import BODY_LIMIT, detect_format, replay_steps
+
+        assert self.worker is not None and self.store is not None
+        fmt = detect_format(path)
+        spec = load_spec(pipeline_path or self.settings.pipeline_path)
+        steps = replay_steps(self.store, path, fmt, self.project, spec, body_limit or BODY_LIMIT)
+        summary = await asyncio.wrap_future(self.worker.run_job(steps))
+        result: dict[str, Any] = summary.to_dict()
+        return result
+
     async def stop(self) -> None:
         self._watch_stop.set()
         if self._watch_task is not None:

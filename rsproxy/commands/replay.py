@@ -1,7 +1,8 @@
 """``rsproxy replay FILE``: a HAR or mitmproxy flow file through the pipeline, offline.
 
-The file becomes a new session in the project's store (rsproxy/replay), so `rsproxy issues`,
-`catalog`, `sql` and the MCP tools query it afterwards like a live capture. The command then
+The file becomes a new session in the project's store (rsproxy/replay) — written by the running
+daemon when there is one, since it holds the store — so `rsproxy issues`, `catalog` and the MCP
+tools query it afterwards like a live capture. The command then
 prints what the replay read and skipped, the top issues and the API catalog, read back through
 the same reports the other commands use; ``--json`` prints them as one object.
 """
@@ -66,17 +67,22 @@ def replay(
 
     Entries the file cannot give (no method, no URL, no date) are skipped and counted with the
     reason; a file that is not a usable HAR or flow file (not JSON, truncated, HAR version other
-    than 1.1/1.2) stops the replay with the position of the problem, and nothing is stored. The
-    project's store must not be held by a running `rsproxy start` (stop it, or use --project).
+    than 1.1/1.2) stops the replay with the position of the problem, and nothing is stored.
+    While `rsproxy start` runs for the project, the daemon does the replay (it holds the store)
+    with the daemon's pipeline unless --pipeline is given.
     """
-    from rsproxy.client import StoreReader
+    from rsproxy.client import open_reader
     from rsproxy.replay import replay as run_replay
     from rsproxy.replay.run import skip_lines
+    from rsproxy.state import DaemonState
 
     try:
         resolved = Project.resolve(project)
-        summary = _replay_with_progress(file, resolved, pipeline, body_limit, run_replay)
-        reader = StoreReader(resolved)
+        if DaemonState.read(resolved.state_path) is not None:
+            summary = _replay_through_daemon(file, resolved, pipeline, body_limit)
+        else:
+            summary = _replay_with_progress(file, resolved, pipeline, body_limit, run_replay)
+        reader = open_reader(resolved)
         try:
             sid = summary.session_id
             catalog = reader.report("catalog", session=sid, contracts=False, limit=5000)
@@ -125,6 +131,36 @@ def replay(
         f"\nQuery it further: rsproxy issues --session {summary.session_id} "
         f"--project {summary.project}"
     )
+
+
+def _replay_through_daemon(
+    file: Path, project: Project, pipeline: Path | None, body_limit: int
+) -> ReplaySummary:
+    """The running daemon holds the store, so it replays (between its live batches). The file
+    and pipeline are checked here first, so their errors read as they do without a daemon."""
+    from rsproxy.client import DaemonClient
+    from rsproxy.pipeline.spec import load_spec
+    from rsproxy.replay import ReplaySummary, detect_format
+
+    detect_format(file)
+    if pipeline is not None:
+        load_spec(pipeline)
+    if sys.stderr.isatty():
+        typer.echo(f"replaying {file.name} through the running daemon...", err=True)
+    client = DaemonClient.for_project(project)
+    try:
+        answer = client.post(
+            "/api/replay",
+            {
+                "path": str(file.resolve()),
+                "pipeline": str(pipeline.resolve()) if pipeline is not None else None,
+                "body_limit": body_limit,
+            },
+            timeout=24 * 3600,  # as long as the file takes; Ctrl+C stops waiting
+        )
+    finally:
+        client.close()
+    return ReplaySummary(**answer)
 
 
 def _replay_with_progress(

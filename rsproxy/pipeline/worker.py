@@ -6,6 +6,11 @@ traffic goes on. The worker gathers events for at most ``batch_window`` seconds 
 ``batch_size`` events), runs them through the pipeline and, since ``persist`` is a stage, writes
 them to the store: a killed daemon loses at most one batch window. The worker is the store's only
 writer. A new pipeline (hot reload) is swapped in between two batches.
+
+Other writes the daemon is asked for (``rsproxy replay`` while it runs) come as *jobs*:
+generators whose every step is a slice of work (a replayed batch), run on this thread between
+live batches so the store keeps a single writer and live capture never waits for a whole file.
+``run_job`` returns a future of the generator's return value.
 """
 
 from __future__ import annotations
@@ -15,10 +20,16 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Generator
+from concurrent.futures import Future
 from typing import Any
 
+from rsproxy.errors import DaemonError
 from rsproxy.events import Event
 from rsproxy.pipeline.engine import Pipeline
+
+Job = Generator[None, None, Any]
 
 log = logging.getLogger("rsproxy.worker")
 
@@ -44,6 +55,7 @@ class PipelineWorker:
         self._drop_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._stopped = False
+        self._jobs: deque[tuple[Job, Future[Any]]] = deque()
         self.dropped = 0
         self.processed = 0
         self.batches = 0
@@ -73,6 +85,17 @@ class PipelineWorker:
         if pending is not None:
             pending.close()  # superseded before it ever ran
 
+    def run_job(self, job: Job) -> Future[Any]:
+        """Run ``job`` on the worker thread, one step between live batches; the future holds
+        its return value, or the exception it raised."""
+        done: Future[Any] = Future()
+        if self._stopped or self._stop.is_set():
+            job.close()
+            done.set_exception(DaemonError("the daemon is stopping; try again once it runs"))
+        else:
+            self._jobs.append((job, done))
+        return done
+
     def stop(self, timeout: float = 30.0) -> None:
         """Process everything queued, flush and close the pipeline, and end the thread."""
         if self._stopped:
@@ -99,12 +122,15 @@ class PipelineWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._gather()
+            busy = bool(self._jobs)
+            batch = self._gather(wait=not busy)
             self._apply_swap()
             if batch:
                 self._run_batch(batch)
-            else:
+            elif not busy:
                 self._pipeline.flush()
+            if busy:
+                self._step_job()
         self._drain_now()
 
     def _drain_now(self) -> None:
@@ -115,16 +141,32 @@ class PipelineWorker:
                 break
             self._run_batch(batch)
         self._pipeline.close()
+        while self._jobs:
+            job, done = self._jobs.popleft()
+            job.close()  # the job's own cleanup runs (a replay rolls its session back)
+            done.set_exception(DaemonError("the daemon stopped before the job finished"))
 
-    def _gather(self) -> list[Event]:
+    def _step_job(self) -> None:
+        job, done = self._jobs[0]
         try:
-            first = self._queue.get(timeout=0.25)
+            next(job)
+        except StopIteration as finished:
+            self._jobs.popleft()
+            done.set_result(finished.value)
+        except Exception as exc:  # the job failed; it reports through its future
+            self._jobs.popleft()
+            done.set_exception(exc)
+
+    def _gather(self, wait: bool = True) -> list[Event]:
+        try:
+            first = self._queue.get(timeout=0.25) if wait else self._queue.get_nowait()
         except queue.Empty:
             return []
         # Sleep through the batch window instead of waking for every event: each wake-up would
         # take the GIL from the proxy's event loop, which costs it far more than the event.
-        # The stop event doubles as an interruptible sleep.
-        if self._queue.qsize() < self._batch_size:
+        # The stop event doubles as an interruptible sleep. With a job to step, take what is
+        # there: the job's own step is the pause.
+        if wait and self._queue.qsize() < self._batch_size:
             self._stop.wait(self._batch_window)
         return [first, *self._take(self._batch_size - 1)]
 

@@ -3,7 +3,8 @@
 ``replay`` sniffs the format, streams the file's entries in batches through the very pipeline
 live capture uses (the project's default, or ``pipeline_path``), as a new session with
 ``source="replay"`` in the project's store, and counts what it read, replayed and skipped (and
-why). It writes the store itself, so it refuses to run while a daemon holds the project's store.
+why). It writes the store itself, so while a daemon holds the project's store the replay runs
+inside the daemon instead, as steps of its pipeline worker (``replay_steps``).
 
 On a fatal problem met halfway (a truncated file, a HAR version found after its entries, Ctrl+C,
 a store error) the half-replayed session is rolled back: its rows are deleted and the store is
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from typing import Any, Literal
 from rsproxy.errors import ReplayError
 from rsproxy.events import Event, new_id, now_ms
 from rsproxy.pipeline.engine import Pipeline
-from rsproxy.pipeline.spec import default_pipeline_path, load_spec
+from rsproxy.pipeline.spec import PipelineSpec, default_pipeline_path, load_spec
 from rsproxy.pipeline.stage import StageContext
 from rsproxy.project import BuildInfo, Project
 from rsproxy.state import DaemonState
@@ -109,6 +110,8 @@ def replay(
 
     Raises ``ReplayError`` (``HarFormatError``, ``FlowFileError``) for an unusable file or a busy
     store, ``PipelineError`` for an invalid pipeline file; nothing is stored in either case.
+    While a daemon runs for the project it holds the store: the CLI then asks the daemon to
+    replay (``replay_steps`` on its pipeline worker) instead of calling this.
     """
     fmt = detect_format(path)
     spec = load_spec(pipeline_path or default_pipeline_path())
@@ -116,11 +119,39 @@ def replay(
     if running is not None:
         raise ReplayError(
             f"rsproxy is running for project {project.name!r} (pid {running.pid}) and holds its "
-            f"store, which only one process may write. Stop it with `rsproxy stop --project "
-            f"{project.name}`, or replay into another project with `--project OTHER`"
+            f"store, which only one process may write. Replay through it (`rsproxy replay` does "
+            f"when it finds it), stop it with `rsproxy stop --project {project.name}`, or "
+            "replay into another project with `--project OTHER`"
         )
     project.ensure_data_dir()
     store = Store.open(project.store_path)
+    steps = replay_steps(store, path, fmt, project, spec, body_limit, progress)
+    try:
+        while True:
+            try:
+                next(steps)
+            except StopIteration as finished:
+                summary: ReplaySummary = finished.value
+                return summary
+    except BaseException:
+        steps.close()  # Ctrl+C between two steps: the session is rolled back all the same
+        raise
+    finally:
+        store.close()
+
+
+def replay_steps(
+    store: Store,
+    path: Path,
+    fmt: Format,
+    project: Project,
+    spec: PipelineSpec,
+    body_limit: int = BODY_LIMIT,
+    progress: Progress | None = None,
+) -> Generator[None, None, ReplaySummary]:
+    """The replay as steps, one pipeline batch each, returning the summary: ``replay`` runs them
+    in a row; a daemon's pipeline worker runs them between its live batches (it is the store's
+    only writer). A failure, or closing the generator early, rolls the session back."""
     session_id = new_id()
     summary = ReplaySummary(
         file=str(path),
@@ -150,7 +181,7 @@ def replay(
         try:
             read = _har_events if fmt == "har" else _flow_events
             events = read(path, summary, body_limit)
-            _run(pipeline, events, project.name, session_id, summary, progress)
+            yield from _run(pipeline, events, project.name, session_id, summary, progress)
             pipeline.flush()
         finally:
             pipeline.close()
@@ -158,9 +189,7 @@ def replay(
         store.checkpoint()
     except BaseException:
         _discard_session(store, session_id)
-        store.close()
         raise
-    store.close()
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary
 
@@ -172,7 +201,7 @@ def _run(
     session_id: str,
     summary: ReplaySummary,
     progress: Progress | None,
-) -> None:
+) -> Generator[None, None, None]:
     batch: list[Event] = []
     weight = 0
     position = 0
@@ -188,6 +217,7 @@ def _run(
             batch, weight = [], 0
             if progress is not None:
                 progress(position)
+            yield
     if batch:
         pipeline.run(batch)
         summary.events += len(batch)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from rsproxy.errors import DaemonError
 from rsproxy.events import Event
 from rsproxy.pipeline.engine import Pipeline
 from rsproxy.pipeline.registry import StageRegistry
@@ -291,3 +292,65 @@ def test_a_pipeline_replaced_before_it_ran_is_still_closed() -> None:
     worker.swap(_pipeline("  - {type: tap, id: third}\n"))
     worker.stop()
     assert sorted(Tap.closed) == ["first", "second", "third"]
+
+
+def test_a_job_runs_in_steps_between_live_batches_and_returns_its_value(
+    store: Store, workers: list[PipelineWorker]
+) -> None:
+    worker = _start(
+        workers, _pipeline("  - type: tap\n  - type: persist\n", store), batch_window=0.01
+    )
+    threads: list[str] = []
+
+    def job() -> Any:
+        for step in range(3):
+            threads.append(threading.current_thread().name)
+            for event in _events(100 + step, 1):
+                worker.submit(event)  # live traffic arriving while the job runs
+            yield
+        return "done"
+
+    assert worker.run_job(job()).result(WAIT) == "done"
+    assert threads == ["rsproxy-pipeline"] * 3
+    _wait_for(lambda: sorted(_stored_ns(store)) == [100, 101, 102], "the live events")
+
+
+def test_a_failing_job_reports_through_its_future_and_the_worker_goes_on(
+    store: Store, workers: list[PipelineWorker]
+) -> None:
+    worker = _start(workers, _pipeline("  - type: persist\n", store), batch_window=0.01)
+
+    def job() -> Any:
+        yield
+        raise ValueError("bad entry")
+
+    with pytest.raises(ValueError, match="bad entry"):
+        worker.run_job(job()).result(WAIT)
+    for event in _events(1, 2):
+        worker.submit(event)
+    _wait_for(lambda: sorted(_stored_ns(store)) == [1, 2], "events after the failed job")
+
+
+def test_stopping_closes_a_pending_job_so_it_can_clean_up(workers: list[PipelineWorker]) -> None:
+    worker = _start(workers, _pipeline("  - type: gate\n"), batch_window=0.01)
+    worker.submit(_events(1, 1)[0])
+    assert Gate.entered.wait(WAIT)  # the worker is busy: the job waits its turn
+    started, cleaned = threading.Event(), threading.Event()
+
+    def job() -> Any:
+        try:
+            while True:
+                started.set()
+                yield
+        finally:
+            cleaned.set()
+
+    done = worker.run_job(job())
+    Gate.release.set()
+    assert started.wait(WAIT)
+    worker.stop(timeout=WAIT)  # the job never ends by itself
+    assert cleaned.is_set()
+    with pytest.raises(DaemonError, match="stopped before the job finished"):
+        done.result(WAIT)
+    with pytest.raises(DaemonError, match="stopping"):
+        worker.run_job(job()).result(WAIT)

@@ -99,19 +99,44 @@ def test_partial_files_report_their_skips_and_bad_files_fail_on_stderr(
     assert result.returncode == 2 and "redcat" in result.stderr
 
 
-def test_a_running_daemon_holding_the_store_is_a_clear_error(
+def test_with_a_daemon_running_the_daemon_replays_and_live_capture_goes_on(
     catalog_har: Path, tmp_path: Path
 ) -> None:
+    import httpx
     from aiohttp import web
 
+    async def ok(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    def site() -> web.Application:
+        app = web.Application()
+        app.router.add_get("/live/{n}", ok)
+        return app
+
     with (
-        LoopbackServer(web.Application) as site,
-        DaemonProcess(tmp_path, "--target", f":{site.port}", project="busy"),
+        LoopbackServer(site) as upstream,
+        DaemonProcess(tmp_path, "--target", f":{upstream.port}", project="busy") as daemon,
     ):
-        result = run_cli(tmp_path, "replay", str(catalog_har), "--project", "busy")
-    assert result.returncode == 1
-    assert "rsproxy stop --project busy" in result.stderr
-    assert "--project OTHER" in result.stderr
+        with httpx.Client(base_url=daemon.proxy_url, trust_env=False, timeout=10) as client:
+            client.get("/live/1").raise_for_status()
+            result = run_cli(tmp_path, "replay", str(catalog_har), "--project", "busy", "--json")
+            client.get("/live/2").raise_for_status()
+        assert result.returncode == 0, result.stderr
+        answer = json.loads(result.stdout)
+        daemon.wait_for_events(lambda evs: len(evs) >= 2, kind="http")
+        with daemon.api() as api:
+            live = api.get("/api/status").json()["session_id"]
+        bad = run_cli(tmp_path, "replay", str(tmp_path / "missing.har"), "--project", "busy")
+    assert answer["summary"]["skipped"] == 0 and answer["session_id"] != live
+    users = next(e for e in answer["catalog"] if e["path_template"] == "/api/users/{userId}")
+    assert users["status_codes"] == {"200": 3, "401": 1, "404": 1}
+    assert bad.returncode == 1 and "missing.har: no such file" in bad.stderr
+
+    # Both sessions are in the store: the live one with its two requests, and the replay.
+    listed = json.loads(run_cli(tmp_path, "sessions", "--project", "busy", "--json").stdout)
+    by_id = {s["id"]: s for s in listed["sessions"]}
+    assert set(by_id) == {live, answer["session_id"]}
+    assert by_id[answer["session_id"]]["source"] == "replay"
 
 
 def test_help_explains_the_formats_and_options(tmp_path: Path) -> None:
