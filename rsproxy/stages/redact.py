@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
+import orjson
 from pydantic import Field
 
 from rsproxy.events import Event
@@ -49,10 +50,21 @@ DEFAULT_QUERY_PARAMS = [
 ]
 _URL_HEADERS = frozenset({"referer", "location", "content-location"})
 _URL_FIELDS = ("url", "referrer", "href", "source")
+# An http event's two sides: (headers, body, body encoding, content type) keys.
+_SIDES = (
+    ("request_headers", "request_body", "request_body_encoding", "request_content_type"),
+    ("response_headers", "response_body", "response_body_encoding", "response_content_type"),
+)
 _LOOKS_LIKE_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|/)\S*$", re.IGNORECASE)
 _MAX_DEPTH = 64
-# Encodes a payload for _may_hold_secret's scan (non-ASCII kept, so "\u" means an escape).
-_scan_encode = json.JSONEncoder(ensure_ascii=False, check_circular=True, default=str).encode
+# Encodes a payload for _may_hold_secret's scan. orjson keeps non-ASCII as it is (so "\u" means
+# an escape, as in the payload) and is several times quicker than the json module, which only
+# encodes what orjson refuses (integers past 64 bits).
+_ORJSON_SCAN = orjson.OPT_NON_STR_KEYS
+_scan_fallback = json.JSONEncoder(ensure_ascii=False, check_circular=True, default=str).encode
+# Headers, query parameters and cookies repeat their names from event to event; each name's
+# verdict is kept, up to this many names (a client inventing names must not grow them forever).
+_MAX_VERDICTS = 50_000
 
 
 def _norm(name: str) -> str:
@@ -99,6 +111,9 @@ class Redact(Stage[RedactConfig]):
         # Words whose presence in a body means it may hold a secret and must be looked at.
         self._triggers = tuple(sorted(set(self._words) | self._header_keys))
         self._trigger = re.compile("|".join(map(re.escape, self._triggers)) or "(?!)")
+        self._trigger_bytes = re.compile(self._trigger.pattern.encode())
+        self._param_verdicts: dict[str, bool] = {}
+        self._header_passes: set[str] = set()  # header names whose values are left alone
         alternatives = "|".join(
             # each word may be written with - or _ between any of its letters (api_key, apiKey)
             "[-_]?".join(re.escape(ch) for ch in word)
@@ -121,7 +136,7 @@ class Redact(Stage[RedactConfig]):
         if known is None:
             normal = _norm(key)
             known = normal in self._header_keys or any(word in normal for word in self._words)
-            if len(self._verdicts) > 50_000:  # a page inventing keys must not grow this forever
+            if len(self._verdicts) > _MAX_VERDICTS:  # a page inventing keys must not grow it
                 self._verdicts.clear()
             self._verdicts[key] = known
         return known
@@ -158,11 +173,20 @@ class Redact(Stage[RedactConfig]):
         no URL query and no key or text containing a trigger word, and encoding them once in C
         is several times cheaper than walking them in Python."""
         try:
-            text = _scan_encode(data)
-        except (TypeError, ValueError):
-            return True  # not plain JSON data (a cycle, an odd type): walk it to be safe
-        if "?" in text or "\\u" in text:
+            raw = orjson.dumps(data, default=str, option=_ORJSON_SCAN)
+        except TypeError:  # orjson.JSONEncodeError: a cycle, an odd type, a huge integer
+            try:
+                raw = _scan_fallback(data).encode()
+            except (TypeError, ValueError, RecursionError):
+                return True  # not plain JSON data: walk it to be safe
+        if b"?" in raw or b"\\u" in raw:
             return True
+        if raw.isascii():
+            # bytes.lower() is str.lower() on ASCII text, without decoding it first
+            squeezed = raw.lower().replace(b"_", b"").replace(b"-", b"")
+            return self._trigger_bytes.search(squeezed) is not None
+        # Outside ASCII, str.lower() can map a letter to an ASCII one (the Kelvin sign to "k").
+        text = raw.decode()
         return self._trigger.search(text.lower().replace("_", "").replace("-", "")) is not None
 
     def _scorch(self, event: Event) -> None:
@@ -182,13 +206,13 @@ class Redact(Stage[RedactConfig]):
             data["url"] = self.redact_url(data["url"])
         if data.get("query"):
             data["query"] = self._redact_query(data["query"])
-        for side in ("request", "response"):
-            headers = data.get(f"{side}_headers")
+        for headers_key, body_key, encoding_key, type_key in _SIDES:
+            headers = data.get(headers_key)
             if headers:
-                data[f"{side}_headers"] = [self._redact_header(n, v) for n, v in headers]
-            body = data.get(f"{side}_body")
-            if body and data.get(f"{side}_body_encoding", "text") == "text":
-                data[f"{side}_body"] = self._redact_body(body, data.get(f"{side}_content_type"))
+                data[headers_key] = self._redact_headers(headers)
+            body = data.get(body_key)
+            if body and data.get(encoding_key, "text") == "text":
+                data[body_key] = self._redact_body(body, data.get(type_key))
 
     def _redact_url_fields(self, data: dict[str, Any]) -> None:
         for field in _URL_FIELDS:
@@ -221,6 +245,14 @@ class Redact(Stage[RedactConfig]):
 
     # ---- headers ----------------------------------------------------------------------------------
 
+    def _redact_headers(self, headers: Iterable[Any]) -> list[tuple[str, str]]:
+        passes = self._header_passes
+        out = []
+        for name, value in headers:
+            # Most headers are neither secret, cookies nor URLs; their names are known by now.
+            out.append((name, value) if name in passes else self._redact_header(name, value))
+        return out
+
     def _redact_header(self, name: str, value: str) -> tuple[str, str]:
         lower = name.lower()
         if lower == "cookie":
@@ -235,6 +267,9 @@ class Redact(Stage[RedactConfig]):
             return name, self._mask
         if lower in _URL_HEADERS:
             return name, self.redact_url(value)
+        if len(self._header_passes) > _MAX_VERDICTS:
+            self._header_passes.clear()
+        self._header_passes.add(name)  # the verdict depends on the name alone
         return name, value
 
     def _mask_pair(self, pair: str) -> str:
@@ -259,12 +294,20 @@ class Redact(Stage[RedactConfig]):
 
     def _redact_query(self, query: str) -> str:
         out = []
+        verdicts = self._param_verdicts
         for piece in query.split("&"):
             name, sep, _ = piece.partition("=")
-            if sep and _norm(_unquote(name)) in self._params:
-                out.append(f"{name}={quote(self._mask)}")
-            else:
+            if not sep:
                 out.append(piece)
+                continue
+            secret = verdicts.get(name)
+            if secret is None:
+                # Unquoting a name costs a parse_qsl; the same few names come on every request.
+                secret = _norm(_unquote(name)) in self._params
+                if len(verdicts) > _MAX_VERDICTS:
+                    verdicts.clear()
+                verdicts[name] = secret
+            out.append(f"{name}={quote(self._mask)}" if secret else piece)
         return "&".join(out)
 
     # ---- bodies -----------------------------------------------------------------------------------
