@@ -4,7 +4,8 @@ The events are a live session's mix, generated up front so the figure is the pip
 40 % `http` (300 endpoint templates over a few services, ids of several kinds, JSON bodies of a
 few shapes, 2 % errors, auth headers to redact), 20 % `console`, 10 % `resource`, 10 % `render`,
 5 % `vital`, 5 % `state`, 5 % `sql`, 5 % `page_view`. They run through `Pipeline.run` in batches
-of 5,000 (the worker's batch size) in this one thread, stages and store writes included.
+of 5,000 (the worker's batch size) in this one thread, stages and store writes included, with
+the garbage collector set up as the daemon sets it (``rsproxy.runtime.tune_gc``).
 
 Two pipelines, each on a fresh store, alternating over the rounds so drift hits both alike:
 
@@ -30,6 +31,7 @@ from rsproxy.events import Event
 from rsproxy.pipeline.engine import Pipeline
 from rsproxy.pipeline.spec import default_pipeline_path, load_spec, parse_spec
 from rsproxy.pipeline.stage import StageContext
+from rsproxy.runtime import tune_gc
 from rsproxy.store import SessionInfo, Store
 from rsproxy.testing import make_http_event
 
@@ -178,6 +180,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     events = make_events(args.events)
+    tune_gc()  # as the daemon does once it has started: the pre-built events are frozen too
     stages = load_spec(default_pipeline_path()).stage_types()
     persist_only = "version: 1\nstages:\n  - type: persist\n"
     default_rates, base_rates = [], []
