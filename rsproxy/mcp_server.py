@@ -918,7 +918,7 @@ def query_events(sql: str, project: ProjectArg = None, limit: int = 200) -> dict
     session_id, page_id, source, kind, schema_version, data) — a view over all of them;
     http (envelope + method, url, host, path, query, path_template, service, status, error,
     request_headers, response_headers, request/response_content_type, request_size,
-    response_size, request_body, response_body, auth, timings JSON with total_ms/ttfb_ms,
+    response_size, request_body, response_body, auth, timings JSON, total_ms, ttfb_ms,
     started_ms); console (envelope + level, type, message, args, stack, error_source, line, col);
     generic_events (envelope + data JSON text, for every other kind: render, state, vital,
     resource, tracking, page_view, graphql, sql, issue...; use json_extract_string(data, '$.x'));

@@ -33,8 +33,8 @@ import pyarrow as pa
 from rsproxy.errors import NoStoreError, StoreError
 from rsproxy.events import Event
 
-STORE_VERSION = 3  # 2: `events` became a view over the per-kind tables; 3: http.service,
-# the `endpoints` and `issues` tables
+STORE_VERSION = 4  # 2: `events` became a view over the per-kind tables; 3: http.service,
+# the `endpoints` and `issues` tables; 4: http.total_ms and http.ttfb_ms
 
 _ENVELOPE = ("id", "ts", "session_id", "page_id", "source", "kind", "schema_version")
 _ENVELOPE_TYPES = ("VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER")
@@ -53,6 +53,9 @@ _ARROW_TYPES = {
 class Column:
     name: str
     type: str  # a DuckDB type; JSON columns take Python values and are serialised on write
+    # A copy of a number inside a JSON payload field, (field, key): a typed column queries read
+    # without parsing JSON. Written from the field, never read back into the payload.
+    copied_from: tuple[str, str] | None = None
 
     @property
     def is_json(self) -> bool:
@@ -78,6 +81,15 @@ class TypedTable:
         return frozenset(c.name for c in self.columns)
 
     @cached_property
+    def copies(self) -> tuple[tuple[int, str, str], ...]:
+        """(position in a stored row, payload field, key) of each copied column."""
+        return tuple(
+            (len(_ENVELOPE) + i, *c.copied_from)
+            for i, c in enumerate(self.columns)
+            if c.copied_from is not None
+        )
+
+    @cached_property
     def writers(self) -> tuple[tuple[str, bool], ...]:
         """(payload key, stored as JSON text) per column, in column order, for the write path."""
         return tuple((c.name, c.is_json) for c in self.columns)
@@ -94,21 +106,27 @@ class TypedTable:
 
 
 def _cols(spec: str) -> tuple[Column, ...]:
-    return tuple(Column(*item.split(":")) for item in spec.split())
+    return tuple(Column(name, kind) for name, kind in (item.split(":") for item in spec.split()))
 
 
 HTTP_TABLE = TypedTable(
     "http",
     ("http",),
-    _cols(
-        "method:VARCHAR url:VARCHAR scheme:VARCHAR host:VARCHAR port:INTEGER path:VARCHAR "
-        "query:VARCHAR path_template:VARCHAR http_version:VARCHAR status:INTEGER reason:VARCHAR "
-        "error:VARCHAR request_headers:JSON response_headers:JSON request_content_type:VARCHAR "
-        "response_content_type:VARCHAR request_size:BIGINT response_size:BIGINT "
-        "request_body:VARCHAR request_body_encoding:VARCHAR request_body_truncated:BOOLEAN "
-        "response_body:VARCHAR response_body_encoding:VARCHAR response_body_truncated:BOOLEAN "
-        "response_body_omitted:VARCHAR streamed:BOOLEAN websocket:BOOLEAN auth:VARCHAR "
-        "timings:JSON started_ms:DOUBLE service:VARCHAR"
+    (
+        *_cols(
+            "method:VARCHAR url:VARCHAR scheme:VARCHAR host:VARCHAR port:INTEGER path:VARCHAR "
+            "query:VARCHAR path_template:VARCHAR http_version:VARCHAR status:INTEGER reason:VARCHAR "
+            "error:VARCHAR request_headers:JSON response_headers:JSON request_content_type:VARCHAR "
+            "response_content_type:VARCHAR request_size:BIGINT response_size:BIGINT "
+            "request_body:VARCHAR request_body_encoding:VARCHAR request_body_truncated:BOOLEAN "
+            "response_body:VARCHAR response_body_encoding:VARCHAR response_body_truncated:BOOLEAN "
+            "response_body_omitted:VARCHAR streamed:BOOLEAN websocket:BOOLEAN auth:VARCHAR "
+            "timings:JSON started_ms:DOUBLE service:VARCHAR"
+        ),
+        # Latency is in every endpoint figure; extracting it from `timings` JSON cost most of a
+        # catalog query over a large session.
+        Column("total_ms", "DOUBLE", ("timings", "total_ms")),
+        Column("ttfb_ms", "DOUBLE", ("timings", "ttfb_ms")),
     ),
 )
 
@@ -181,6 +199,27 @@ def _migrate_2_to_3(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("COMMIT")
 
 
+def _migrate_3_to_4(conn: duckdb.DuckDBPyConnection) -> None:
+    """http gained ``total_ms`` and ``ttfb_ms`` before ``extra``, filled from ``timings``."""
+    conn.execute("BEGIN TRANSACTION")
+    conn.execute("DROP VIEW IF EXISTS events")
+    conn.execute("ALTER TABLE http RENAME TO http_v3")
+    for statement in _schema_sql():
+        conn.execute(statement)
+    copies = """TRY_CAST(json_extract(timings, '$.total_ms') AS DOUBLE) AS total_ms,
+                TRY_CAST(json_extract(timings, '$.ttfb_ms') AS DOUBLE) AS ttfb_ms"""
+    columns = {r[0] for r in conn.execute("DESCRIBE http_v3").fetchall()}
+    # A store migrated from layout 2 just now was rebuilt with today's columns already (empty).
+    select = f"* REPLACE ({copies})" if "total_ms" in columns else f"*, {copies}"
+    conn.execute(f"INSERT INTO http BY NAME SELECT {select} FROM http_v3")
+    conn.execute("DROP TABLE http_v3")
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'store_version'")
+    conn.execute("COMMIT")
+
+
+_MIGRATIONS = {"2": _migrate_2_to_3, "3": _migrate_3_to_4}
+
+
 # The write path serialises several JSON values per event (headers, timings, every generic
 # payload); orjson does it in a fraction of the standard encoder's time. Its output is the same
 # compact JSON; datetimes and dataclasses are passed to ``default`` so they read as before, and
@@ -199,6 +238,15 @@ def _dumps(value: Any, _orjson: Any = orjson.dumps, _options: int = _ORJSON_OPTI
         return _orjson(value, default=str, option=_options).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return _encode(value)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse stored JSON text: orjson, several times quicker on the large catalog and issue
+    records; the standard parser for what orjson refuses (``NaN``, written by older versions)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 @dataclass
@@ -245,9 +293,9 @@ class Store:
         conn.execute("SET threads = 1")
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         found = conn.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
-        if found is not None and found[0] == "2":
-            _migrate_2_to_3(conn)
-            found = ("3",)
+        while found is not None and found[0] in _MIGRATIONS:
+            _MIGRATIONS[found[0]](conn)
+            found = (str(int(found[0]) + 1),)
         if found is not None and found[0] != str(STORE_VERSION):
             conn.close()
             raise StoreError(
@@ -270,6 +318,23 @@ class Store:
             conn = duckdb.connect(str(path), read_only=True)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open the store {path} read-only: {exc}") from exc
+        try:
+            found = conn.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
+        except duckdb.Error:
+            found = None
+        if found is not None and found[0] in _MIGRATIONS:
+            # An older layout: upgrade it once, which needs the writer's lock. Nobody holds it
+            # when no daemon runs, which is when readers open the file themselves.
+            conn.close()
+            try:
+                cls.open(path).close()
+            except StoreError as exc:
+                raise StoreError(
+                    f"the store {path} has the older layout {found[0]} and could not be upgraded "
+                    f"to {STORE_VERSION} now ({exc}); start rsproxy for the project once to "
+                    "upgrade it"
+                ) from exc
+            return cls.open_readonly(path)
         return cls(conn, path, readonly=True)
 
     def close(self) -> None:
@@ -316,6 +381,12 @@ class Store:
                     value = row[position]
                     if value is not None:
                         row[position] = dumps(value)
+                for position, field, key in table.copies:
+                    source = data.get(field)
+                    if source.__class__ is dict:
+                        number = source.get(key)
+                        if number.__class__ in (int, float):
+                            row[position] = number
                 # Keys without a column go to ``extra``, in payload order; an http event after
                 # normalize has one (``path_params``), picked without a loop in Python.
                 rest = data.keys() - table.column_names
@@ -571,6 +642,8 @@ class Store:
     def payload_from_row(table: TypedTable, row: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for column in table.columns:
+            if column.copied_from is not None:
+                continue  # a copy of what the payload already holds
             value = row.get(_column_sql_name(table, column.name))
             if column.is_json and isinstance(value, str):
                 value = json.loads(value)

@@ -452,7 +452,8 @@ def test_a_version_2_store_is_migrated_with_its_rows(tmp_path: Path) -> None:
 
     store = Store.open(path)
     try:
-        assert store.query("SELECT value FROM meta WHERE key = 'store_version'")[0]["value"] == "3"
+        # Through layout 3 to today's.
+        assert store.query("SELECT value FROM meta WHERE key = 'store_version'")[0]["value"] == "4"
         [row] = store.events(kinds=["http"])
         assert row["data"]["path"] == "/a" and "service" not in row["data"]
         store.write_events([_event("http", {"method": "GET", "path": "/b", "service": "app"})])
@@ -460,3 +461,42 @@ def test_a_version_2_store_is_migrated_with_its_rows(tmp_path: Path) -> None:
         assert services == {"/a": None, "/b": "app"}
     finally:
         store.close()
+
+
+def test_a_version_3_store_gets_latency_columns_filled_from_its_timings(tmp_path: Path) -> None:
+    path = tmp_path / "v3.duckdb"
+    store = Store.open(path)
+    timings = {"ttfb_ms": 4.5, "total_ms": 12.25}
+    store.write_events([_event("http", {"method": "GET", "path": "/a", "timings": timings})])
+    # Layout 3 had no http.total_ms / ttfb_ms.
+    conn = store._conn
+    conn.execute("DROP VIEW events")
+    conn.execute("ALTER TABLE http DROP COLUMN total_ms")
+    conn.execute("ALTER TABLE http DROP COLUMN ttfb_ms")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'store_version'")
+    store.close()
+
+    # A reader with no daemon running upgrades it on the way in.
+    reader = Store.open_readonly(path)
+    try:
+        assert reader.query("SELECT value FROM meta WHERE key = 'store_version'")[0]["value"] == "4"
+        [row] = reader.query("SELECT total_ms, ttfb_ms FROM http")
+        assert row == {"total_ms": 12.25, "ttfb_ms": 4.5}
+        [event] = reader.events(kinds=["http"])
+        assert event["data"]["timings"] == timings and "total_ms" not in event["data"]
+    finally:
+        reader.close()
+
+
+def test_latency_columns_copy_numbers_only(store: Store) -> None:
+    store.write_events(
+        [
+            _event("http", {"path": "/n", "timings": {"total_ms": 7, "ttfb_ms": None}}),
+            _event("http", {"path": "/s", "timings": {"total_ms": "slow", "ttfb_ms": True}}),
+            _event("http", {"path": "/x", "timings": "not an object"}),
+        ]
+    )
+    rows = {r["path"]: r for r in store.query("SELECT path, total_ms, ttfb_ms FROM http")}
+    assert rows["/n"]["total_ms"] == 7.0 and rows["/n"]["ttfb_ms"] is None
+    assert rows["/s"]["total_ms"] is None and rows["/s"]["ttfb_ms"] is None
+    assert rows["/x"]["total_ms"] is None

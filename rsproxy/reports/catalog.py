@@ -3,7 +3,7 @@
 Two sources meet here (docs/analysis-contract.md): the ``endpoints`` table, which the
 ``catalog`` stage keeps (which endpoints exist, their inferred contracts, auth names, a sample
 request), and the ``http`` table, from which every figure is computed at query time — calls,
-success rate, p50/p95 latency (``timings.total_ms``, first request byte to last response byte),
+success rate, p50/p95 latency (``total_ms``, first request byte to last response byte),
 status codes, error samples, last seen and last success. An exchange belongs to an endpoint by
 (service, method, template); where ``normalize`` did not run, the host and the literal path
 stand in on both sides, as the stage does.
@@ -20,7 +20,6 @@ Reports:
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Literal
 
@@ -29,6 +28,7 @@ from pydantic import Field
 from rsproxy.analysis.openapi import build_markdown, build_openapi, curl_command
 from rsproxy.errors import ReportError
 from rsproxy.reports import Params, ReportContext, report
+from rsproxy.store import loads
 
 _METHOD_ORDER = {m: n for n, m in enumerate(["GET", "POST", "PUT", "PATCH", "DELETE"])}
 _HTTP_METHODS = frozenset(
@@ -40,7 +40,7 @@ _ERROR_BODY_CHARS = 200
 _HTTP = """
     SELECT coalesce(service, host) AS service, method, coalesce(path_template, path) AS tpl,
            host, status, ts, id, auth, error, response_body, response_body_encoding,
-           TRY_CAST(json_extract(timings, '$.total_ms') AS DOUBLE) AS total
+           total_ms AS total
     FROM http WHERE session_id = ? AND NOT coalesce(websocket, false)
 """
 _JOIN = """
@@ -103,7 +103,7 @@ def _endpoint_rows(ctx: ReportContext, session: str, params: CatalogFilter) -> l
             )
         rows = chosen
     for row in rows:
-        row["data"] = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]
+        row["data"] = loads(row["data"]) if isinstance(row["data"], str) else row["data"]
     rows.sort(
         key=lambda r: (
             r["service"] != "app",
@@ -138,38 +138,80 @@ def _with_tables(ctx: ReportContext, session: str, service: str | None) -> tuple
 
 
 def _stats(ctx: ReportContext, session: str, service: str | None) -> dict[str, dict[str, Any]]:
+    """Each endpoint's figures from the session's exchanges, keyed by endpoint key.
+
+    Two grouped scans of ``http`` and the folding here: counts by (endpoint, status, auth,
+    host), then the latency quantiles by endpoint. DuckDB's ``histogram`` and ``list(DISTINCT)``
+    aggregates cost more than the scan itself over a large session; a finer GROUP BY whose few
+    hundred rows are folded in Python does not."""
     with_sql, args = _with_tables(ctx, session, service)
+    keys = {
+        (r["service"], r["method"], r["path_template"]): r["key"]
+        for r in ctx.store.query(
+            f"{with_sql} SELECT key, service, method, path_template FROM e", args
+        )
+    }
     out: dict[str, dict[str, Any]] = {}
-    # One pass over the session's exchanges: the status codes and auth schemes come as
-    # histograms of the same grouping rather than from two more scans of ``http``.
     for row in ctx.store.query(
         f"""{with_sql}
-        SELECT e.key,
-               count(*) AS calls,
-               count(*) FILTER (WHERE h.status < 400) AS successes,
-               count(*) FILTER (WHERE h.status IS NULL OR h.status >= 500) AS server_errors,
-               count(*) FILTER (WHERE h.status >= 400 AND h.status < 500) AS client_errors,
-               count(h.total) AS timed,
-               quantile_cont(h.total, [0.5, 0.95]) AS quantiles,
-               min(h.ts) AS first_seen, max(h.ts) AS last_seen,
-               max(h.ts) FILTER (WHERE h.status < 400) AS last_success,
-               list(DISTINCT h.host ORDER BY h.host) AS hosts,
-               histogram(h.status) AS statuses,
-               count(*) FILTER (WHERE h.status IS NULL) AS no_status,
-               histogram(coalesce(h.auth, 'none')) AS auths
-        {_JOIN} GROUP BY e.key""",
+        SELECT service, method, tpl, status, coalesce(auth, 'none') AS auth, host,
+               count(*) AS n, min(ts) AS first_seen, max(ts) AS last_seen
+        FROM h GROUP BY ALL""",
         args,
     ):
-        row["p50"], row["p95"] = row.pop("quantiles") or (None, None)
+        key = keys.get((row["service"], row["method"], row["tpl"]))
+        if key is None:
+            continue  # not catalogued (a page, a static asset)
+        stats = out.get(key)
+        if stats is None:
+            stats = out[key] = {
+                "calls": 0,
+                "successes": 0,
+                "server_errors": 0,
+                "client_errors": 0,
+                "first_seen": row["first_seen"],
+                "last_seen": row["last_seen"],
+                "last_success": None,
+                "hosts": set(),
+                "statuses": {},
+                "auth": {},
+            }
+        n, status = row["n"], row["status"]
+        stats["calls"] += n
+        if status is None or status >= 500:
+            stats["server_errors"] += n
+        elif status >= 400:
+            stats["client_errors"] += n
+        else:
+            stats["successes"] += n
+            if stats["last_success"] is None or row["last_seen"] > stats["last_success"]:
+                stats["last_success"] = row["last_seen"]
+        stats["first_seen"] = min(stats["first_seen"], row["first_seen"])
+        stats["last_seen"] = max(stats["last_seen"], row["last_seen"])
+        if row["host"] is not None:
+            stats["hosts"].add(row["host"])
+        stats["statuses"][status] = stats["statuses"].get(status, 0) + n
+        stats["auth"][row["auth"]] = stats["auth"].get(row["auth"], 0) + n
+    for row in ctx.store.query(
+        f"""{with_sql}
+        SELECT service, method, tpl, count(total) AS timed,
+               quantile_cont(total, [0.5, 0.95]) AS quantiles
+        FROM h GROUP BY ALL""",
+        args,
+    ):
+        key = keys.get((row["service"], row["method"], row["tpl"]))
+        if key is not None and key in out:
+            out[key]["timed"] = row["timed"]
+            out[key]["p50"], out[key]["p95"] = row["quantiles"] or (None, None)
+    for stats in out.values():
+        stats["hosts"] = sorted(stats["hosts"])
         # Codes ascending, no response last; schemes by calls, then name.
-        codes = {str(code): n for code, n in sorted((row.pop("statuses") or {}).items())}
-        no_status = row.pop("no_status")
-        if no_status:
-            codes["none"] = no_status
-        row["status_codes"] = codes
-        auths = sorted((row.pop("auths") or {}).items(), key=lambda item: (-item[1], item[0]))
-        row["auth"] = dict(auths)
-        out[row.pop("key")] = row
+        statuses = stats.pop("statuses")
+        codes = {str(code): statuses[code] for code in sorted(c for c in statuses if c is not None)}
+        if None in statuses:
+            codes["none"] = statuses[None]
+        stats["status_codes"] = codes
+        stats["auth"] = dict(sorted(stats["auth"].items(), key=lambda item: (-item[1], item[0])))
     return out
 
 

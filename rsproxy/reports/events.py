@@ -18,7 +18,7 @@ from pydantic import Field
 from rsproxy.errors import ReportError
 from rsproxy.reports import Params, ReportContext, report
 from rsproxy.reports.sql_guard import check_select
-from rsproxy.store import CONSOLE_TABLE, HTTP_TABLE, TABLE_FOR_KIND, Store
+from rsproxy.store import CONSOLE_TABLE, HTTP_TABLE, TABLE_FOR_KIND, Store, loads
 
 MAX_LIMIT = 500
 
@@ -114,7 +114,7 @@ def _generic(
         [*params, p.limit + 1],
     )
     for row in rows:
-        row["data"] = json.loads(row["data"]) if row["data"] else {}
+        row["data"] = loads(row["data"]) if row["data"] else {}
     return rows, _page(rows, p.limit), session
 
 
@@ -130,7 +130,7 @@ def session_info(ctx: ReportContext, p: SessionParams) -> dict[str, Any]:
     """The session: build, target, time range, events by kind, and the live daemon's health."""
     session = ctx.session(p.session)
     info = ctx.store.query("SELECT * FROM sessions WHERE id = ?", [session])[0]
-    info["meta"] = json.loads(info["meta"]) if info.get("meta") else {}
+    info["meta"] = loads(info["meta"]) if info.get("meta") else {}
     span = ctx.store.query(
         "SELECT min(ts) AS first_ms, max(ts) AS last_ms, count(*) AS n FROM events "
         "WHERE session_id = ?",
@@ -220,7 +220,7 @@ def _timeline_payloads(
         for row in ctx.store.query(
             f"SELECT id, data FROM generic_events WHERE {where}", [session, *span, ids]
         ):
-            out[row["id"]] = json.loads(row["data"]) if row["data"] else {}
+            out[row["id"]] = loads(row["data"]) if row["data"] else {}
     for table, columns in _LINE_COLUMNS.items():
         ids = wanted.get(table.name)
         if ids:
@@ -336,15 +336,9 @@ def network_requests(ctx: ReportContext, p: NetworkParams) -> dict[str, Any]:
     before = None
     while len(out) <= p.limit:
         extra = [*clauses, "id < ?"] if before else clauses
-        # The timings are parsed after the top-N, for the 500 rows kept rather than every row
-        # of the session (the JSON parse is most of the cost of this query otherwise).
         rows = ctx.store.query(
-            f"""SELECT {columns},
-                       TRY_CAST(json_extract(timings, '$.total_ms') AS DOUBLE) AS total_ms,
-                       TRY_CAST(json_extract(timings, '$.ttfb_ms') AS DOUBLE) AS ttfb_ms{bodies}
-                FROM (SELECT {columns}, timings{bodies}
-                      FROM http WHERE {" AND ".join(extra)} ORDER BY id DESC LIMIT ?)
-                ORDER BY id DESC""",
+            f"""SELECT {columns}, total_ms, ttfb_ms{bodies}
+                FROM http WHERE {" AND ".join(extra)} ORDER BY id DESC LIMIT ?""",
             [*params, *([before] if before else []), 500],
         )
         for row in rows:
@@ -456,7 +450,7 @@ def performance(ctx: ReportContext, p: SessionParams) -> dict[str, Any]:
     )[0]
     slowest = ctx.store.query(
         """SELECT method || ' ' || coalesce(path_template, path) AS endpoint, count(*) AS calls,
-                  quantile_cont(TRY_CAST(json_extract(timings, '$.total_ms') AS DOUBLE), 0.95) AS p95_ms
+                  quantile_cont(total_ms, 0.95) AS p95_ms
            FROM http WHERE session_id = ? GROUP BY 1 ORDER BY p95_ms DESC NULLS LAST LIMIT 5""",
         [session],
     )

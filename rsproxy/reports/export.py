@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -32,6 +31,7 @@ from pydantic import Field
 
 import rsproxy
 from rsproxy.reports import Params, ReportContext, report
+from rsproxy.store import loads
 
 HAR_VERSION = "1.2"
 MAX_LIMIT = 100_000
@@ -89,7 +89,7 @@ def export_har(ctx: ReportContext, p: ExportHarParams) -> dict[str, Any]:
     for row in rows:
         for column in ("request_headers", "response_headers", "timings"):
             value = row.get(column)
-            row[column] = json.loads(value) if isinstance(value, str) else value
+            row[column] = loads(value) if isinstance(value, str) else value
     views = ctx.store.query(
         "SELECT id, ts, page_id, data FROM generic_events "
         f"WHERE {where} AND kind = 'page_view' "
@@ -116,7 +116,7 @@ class _Page:
     """A page view and what the export ties to it: its document request and start time."""
 
     def __init__(self, view: dict[str, Any]) -> None:
-        data = json.loads(view["data"]) if view.get("data") else {}
+        data = loads(view["data"]) if view.get("data") else {}
         self.id: str = view["page_id"] or view["id"]
         self.url: str = str(data.get("url") or "")
         self.title: str = str(data.get("title") or self.url)

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from rsproxy.analysis.detectors import SEVERITY_RANK, DetectorName, Severity
 from rsproxy.reports import Params, ReportContext, report
-from rsproxy.store import Store
+from rsproxy.store import Store, loads
 
 
 def _as_list(value: Any) -> Any:
@@ -75,7 +75,7 @@ def issues(ctx: ReportContext, p: IssuesParams) -> dict[str, Any]:
 
     out = []
     for row in rows:
-        data = json.loads(row.pop("data") or "{}")
+        data = loads(row.pop("data") or "{}")
         out.append(
             {
                 **row,
@@ -111,7 +111,7 @@ def _describe_evidence(store: Store, session: str, issues: list[dict[str, Any]],
             f"WHERE session_id = ? AND id IN ({_in(wanted)})",
             [session, *wanted],
         ):
-            timings = json.loads(row["timings"]) if row["timings"] else {}
+            timings = loads(row["timings"]) if row["timings"] else {}
             total = (timings or {}).get("total_ms")
             status = row["status"] if row["status"] is not None else "no response"
             took = f" ({total:.0f} ms)" if isinstance(total, (int, float)) else ""
@@ -150,7 +150,7 @@ def _describe_evidence(store: Store, session: str, issues: list[dict[str, Any]],
 
 def _summary(kind: str, raw: str | None) -> str:
     try:
-        data = json.loads(raw) if raw else {}
+        data = loads(raw) if raw else {}
     except ValueError:
         data = {}
     if not isinstance(data, dict):

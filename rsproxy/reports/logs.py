@@ -12,7 +12,6 @@ look-arounds or back-references), in the ring with Python's ``re``: keep to the 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ from pydantic import Field
 
 from rsproxy.errors import ReportError, StoreError
 from rsproxy.reports import Params, ReportContext, report
+from rsproxy.store import loads
 
 MAX_TAIL = 10_000
 
@@ -76,7 +76,7 @@ def logs(ctx: ReportContext, p: LogsParams) -> dict[str, Any]:
                 "back-references): " + str(exc)
             ) from None
         raise
-    lines = [_line(row["ts"], json.loads(row["data"])) for row in rows]
+    lines = [_line(row["ts"], loads(row["data"])) for row in rows]
     from_ring = _unstored_ring_lines(ctx, session, p.stream, regex) if live else []
     lines.extend(from_ring)
     lines.sort(key=lambda line: (line["ts"], line["seq"] or 0))

@@ -94,7 +94,7 @@ def measure(store: Store, session: str, per_view: bool) -> list[Metric]:
                   count(total) AS timed,
                   quantile_cont(total, 0.5) AS p50, quantile_cont(total, 0.95) AS p95,
                   avg(CASE WHEN status IS NULL OR status >= 500 THEN 1.0 ELSE 0.0 END) AS errors
-           FROM (SELECT *, TRY_CAST(json_extract(timings, '$.total_ms') AS DOUBLE) AS total
+           FROM (SELECT *, total_ms AS total
                  FROM http WHERE session_id = ? AND NOT coalesce(websocket, false))
            GROUP BY 1""",
         [session],
