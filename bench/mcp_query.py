@@ -336,8 +336,14 @@ def cases(store: Store, sessions: list[str]) -> dict[str, list[dict[str, Any]]]:
         "render_summary": [{}, {"limit": 10}, {"session": "latest-1"}],
         "state_changes": [{}, {"store": "cart"}, {"since_seconds": 600, "limit": 100}],
         "issues": [{}, {"severity": "high"}, {"evidence_events": 10}, {"session": "latest-1"}],
-        "catalog": [{}, {"contracts": False}, {"service": "app", "error_samples": 5}],
-        "api_health": [{}, {"slow_ms": 200}, {"session": "latest-1"}],
+        # As get_api_catalog and get_api_health send them (rsproxy/mcp_server.py).
+        "catalog": [
+            {"contracts": False, "error_samples": 1, "limit": 50},
+            {"contracts": True, "error_samples": 1, "limit": 50, "path": "/api/"},
+            {"service": "app", "contracts": False, "error_samples": 1, "limit": 50},
+            {"contracts": False, "error_samples": 1, "limit": 500, "session": "latest-1"},
+        ],
+        "api_health": [{}, {"slow_ms": 200}, {"session": "latest-1"}, {"service": "app"}],
         "service_map": [{}, {"session": "latest-1"}],
         "query": [
             {"sql": "SELECT kind, count(*) AS n FROM events GROUP BY kind"},
