@@ -9,14 +9,19 @@ HMR traffic, 2 % 4xx, 1 % 5xx, some failed), 18 % ``console``, 2 % uncaught ``er
 ``resource``, 10 % ``render``, 6 % ``state``, 4 % ``vital`` and the rest page views, long
 tasks, DOM mutations, tracking and SQL.
 
-Each call is timed the way ``rsproxy mcp`` answers with no daemon running: the store opened
-read-only (rsproxy/client.py ``StoreReader``), the report run, the store closed — every call,
-as the MCP server does. Each report runs ``--reps`` times, cycling through a set of varied
-parameters (sessions by reference, ``since_seconds``, filters, limits, a page). The figure is
-the p95 per tool and over all calls (budget, DESIGN §10: 100 ms), printed with the ratio to a
-baseline measured in the same run through the same path: a bare ``SELECT count(*)`` of the
-latest session's events. A few tools are then called through a real ``rsproxy mcp`` stdio
-server with the ``mcp`` client, protocol included (``--no-mcp`` skips it).
+Three paths are timed, each report or tool cycling through varied parameters (sessions by
+reference, ``since_seconds``, filters, limits, a page), ``--reps`` calls each:
+
+* a reader opening the store read-only for the call and closing it after (rsproxy/client.py
+  ``StoreReader``): what the first call after a pause costs;
+* a running daemon: the store open and warm, reports on a cursor of it, as its API answers;
+* the real ``rsproxy mcp`` over stdio with the ``mcp`` client and no daemon, protocol included,
+  calls in a burst (the server keeps the store open between close calls; ``--no-mcp`` skips it).
+
+The figure is the p95 per tool and over all calls (budget, DESIGN §10: 100 ms), printed with the
+ratio to a baseline measured in the same run: a bare ``SELECT count(*)`` of the latest session's
+events by a reader that opens the store for it. The verdict is the daemon's and the MCP
+server's, what an agent meets once it is asking; the first-call figure is printed beside them.
 
     python bench/mcp_query.py [--events 1000000] [--sessions 5] [--reps 40] [--no-mcp]
 """
@@ -373,6 +378,24 @@ TOOLS = {
 }
 
 
+# Each MCP tool with arguments an agent sends, for the stdio part.
+TOOL_CALLS: dict[str, list[dict[str, Any]]] = {
+    "get_session_info": [{}, {"session": "latest-1"}],
+    "get_event_timeline": [{}, {"since_seconds": 600, "kinds": ["http", "console"]}],
+    "get_network_requests": [{}, {"status": "5xx"}, {"path_contains": "/orders"}],
+    "get_console_messages": [{"errors_only": True}, {"since_seconds": 300}],
+    "get_performance_metrics": [{}],
+    "get_render_summary": [{}, {"limit": 10}],
+    "get_state_changes": [{}, {"store": "cart"}],
+    "detect_issues": [{}, {"severity": "high"}],
+    "get_network_issues": [{}],
+    "get_api_catalog": [{}, {"service": "app"}, {"include_contracts": True, "limit": 10}],
+    "get_api_health": [{}, {"slow_ms": 200}],
+    "get_service_map": [{}],
+    "query_events": [{"sql": "SELECT kind, count(*) AS n FROM events GROUP BY kind"}],
+}
+
+
 def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18]
 
@@ -483,27 +506,23 @@ def main() -> int:
         daemon_store.close()
         mcp_times: dict[str, list[float]] = {}
         if not args.no_mcp:
+            # Round-robin over the tools, as an agent's burst of questions comes.
             calls = [
-                ("get_session_info", {}),
-                ("get_network_requests", {"status": "5xx"}),
-                ("get_console_messages", {"errors_only": True}),
-                ("get_event_timeline", {"since_seconds": 600}),
-                ("detect_issues", {}),
+                (tool, variants[rep % len(variants)])
+                for rep in range(args.reps)
+                for tool, variants in TOOL_CALLS.items()
             ]
-            reps = max(args.reps // 4, 5)
-            times = asyncio.run(_mcp_calls(home, calls * reps))
-            for i, (name, _) in enumerate(calls * reps):
-                mcp_times.setdefault(name, []).append(times[i])
+            times = asyncio.run(_mcp_calls(home, calls))
+            for (name, _), took in zip(calls, times, strict=True):
+                mcp_times.setdefault(name, []).append(took)
     base_p95 = _p95(base)
     every = [t for ts in results.values() for t in ts]
     overall = _p95(every)
-    over = [name for name, ts in results.items() if _p95(ts) > BUDGET_MS]
-    verdict = "within budget" if not over else f"OVER BUDGET ({', '.join(over)})"
     print(
         f"MCP read tools over {stored:,} stored events in {len(sessions)} sessions "
-        f"(filled in {fill_s:.0f} s); {args.reps} calls per report, each opening the store "
-        "read-only as `rsproxy mcp` does"
+        f"(filled in {fill_s:.0f} s), {args.reps} calls per report"
     )
+    print("  a reader opening the store for each call (the first call after a pause):")
     print(
         f"  baseline: SELECT count(*) of the latest session  p50 {statistics.median(base):7.1f} ms"
         f"  p95 {base_p95:7.1f} ms"
@@ -517,8 +536,7 @@ def main() -> int:
         )
     print(
         f"  all reports, {len(every)} calls                 p50 {statistics.median(every):7.1f} ms"
-        f"  p95 {overall:7.1f} ms ({overall / base_p95:.1f}x baseline; "
-        f"budget {BUDGET_MS:g} ms) -> {verdict}"
+        f"  p95 {overall:7.1f} ms ({overall / base_p95:.1f}x baseline)"
     )
     warm_every = [t for ts in warm.values() for t in ts]
     warm_over = [name for name, ts in warm.items() if _p95(ts) > BUDGET_MS]
@@ -537,10 +555,21 @@ def main() -> int:
         f"{statistics.median(warm_every):7.1f} ms  p95 {warm_p95:7.1f} ms "
         f"({warm_p95 / base_p95:.1f}x the cold baseline; budget {BUDGET_MS:g} ms) -> {warm_verdict}"
     )
-    for name, ts in mcp_times.items():
+    verdicts = {"daemon": warm_verdict}
+    if mcp_times:
+        print("  through `rsproxy mcp` over stdio with no daemon (protocol included; the store")
+        print("  stays open between calls that come close together):")
+        for name, ts in mcp_times.items():
+            p95 = _p95(ts)
+            flag = "" if p95 <= BUDGET_MS else "  OVER"
+            print(f"  {name:<24} p50 {statistics.median(ts):7.1f} ms  p95 {p95:7.1f} ms{flag}")
+        mcp_every = [t for ts in mcp_times.values() for t in ts]
+        mcp_over = [name for name, ts in mcp_times.items() if _p95(ts) > BUDGET_MS]
+        mcp_verdict = "within budget" if not mcp_over else f"OVER BUDGET ({', '.join(mcp_over)})"
+        verdicts["mcp_stdio"] = mcp_verdict
         print(
-            f"  via `rsproxy mcp` stdio: {name:<22} p50 {statistics.median(ts):7.1f} ms  "
-            f"p95 {_p95(ts):7.1f} ms"
+            f"  all tools, {len(mcp_every)} calls                  p50 "
+            f"{statistics.median(mcp_every):7.1f} ms  p95 {_p95(mcp_every):7.1f} ms -> {mcp_verdict}"
         )
     print(
         json.dumps(
@@ -555,6 +584,7 @@ def main() -> int:
                 "daemon_p95_ms": warm_p95,
                 "daemon_p95_ms_by_report": {name: _p95(ts) for name, ts in warm.items()},
                 "mcp_stdio_p95_ms": {name: _p95(ts) for name, ts in mcp_times.items()},
+                "verdicts": verdicts,
             }
         )
     )

@@ -1,8 +1,8 @@
 """`rsproxy mcp`: the stdio MCP server an agent uses to ask what the running app is doing.
 
-A thin process: every tool is a named report (rsproxy/reports) run through
-``open_reader(project)``, so it answers from the running daemon when there is one and from the
-project's store, read-only, when there is none (past and replayed sessions stay queryable).
+A thin process: every tool is a named report (rsproxy/reports), run by the project's daemon
+when there is one and on the project's store, read-only, when there is none (past and replayed
+sessions stay queryable; the store stays open between calls that come close together).
 Every answer has the same four parts: ``summary`` (a sentence), ``data``, ``issues`` (findings
 relevant to the question, when any) and ``metadata`` (project, session, how many items, whether
 the list was cut and how to get the next page). Logs go to stderr; stdout is the protocol.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,29 +58,76 @@ def _resolve(project: ProjectArg) -> Project:
         raise ToolError(str(exc)) from None
 
 
-def _reader(project: ProjectArg) -> Any:
-    from rsproxy.client import open_reader
+class _StoreCache:
+    """The project's store, opened read-only, kept open between calls that come close together.
 
+    With no daemon running each answer reads the store itself. Opening it costs tens of
+    milliseconds and starts with a cold cache; an agent's calls come in bursts, so the reader
+    stays open until ``IDLE_S`` passes without a call. Holding it blocks a writer (a starting
+    daemon, a replay) only that long, and they wait for it (``Store.open``'s ``wait_s``)."""
+
+    IDLE_S = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reader: Any = None
+        self._path: Path | None = None
+        self._timer: threading.Timer | None = None
+
+    def report(self, project: Project, name: str, params: dict[str, Any]) -> Any:
+        from rsproxy.client import StoreReader
+
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._reader is None or self._path != project.store_path:
+                self._close()
+                self._reader = StoreReader(project)
+                self._path = project.store_path
+            try:
+                return self._reader.report(name, **params)
+            finally:
+                self._timer = threading.Timer(self.IDLE_S, self.close)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader, self._path = None, None
+
+
+_stores = _StoreCache()
+
+
+def _report(project: ProjectArg, name: str, example: str, **params: Any) -> tuple[Any, str]:
+    """Run a report through the project's daemon, or on its store when none runs."""
+    from rsproxy.client import DaemonClient
+    from rsproxy.state import DaemonState
+
+    proj = _resolve(project)
+    params = {k: v for k, v in params.items() if v is not None}
     try:
-        return open_reader(_resolve(project))
+        state = DaemonState.read(proj.state_path)
+        if state is None:
+            return _stores.report(proj, name, params), proj.name
+        _stores.close()  # a daemon has started: it holds the store from now on
+        client = DaemonClient(state)
+        try:
+            return client.report(name, **params), proj.name
+        finally:
+            client.close()
     except NoStoreError as exc:
         raise ToolError(
             f"{exc} Pass `project` to read another project (the names are the folders under "
             "~/.rsproxy/projects)."
         ) from None
     except RsproxyError as exc:
-        raise ToolError(str(exc)) from None
-
-
-def _report(project: ProjectArg, name: str, example: str, **params: Any) -> tuple[Any, str]:
-    reader = _reader(project)
-    try:
-        result = reader.report(name, **{k: v for k, v in params.items() if v is not None})
-    except RsproxyError as exc:
         raise ToolError(f"{exc}. Example: {example}") from None
-    finally:
-        reader.close()
-    return result, _resolve(project).name
 
 
 def _answer(
@@ -101,6 +149,42 @@ def _answer(
         metadata["next"] = page.get("next")
     metadata.update(meta)
     return {"summary": summary, "data": data, "issues": issues or [], "metadata": metadata}
+
+
+# ---- shaping answers for an agent's context ------------------------------------------------------
+
+EVIDENCE_IDS = 5  # evidence event ids per issue in a tool answer (the store keeps up to 20)
+
+
+def _issue_brief(issue: dict[str, Any]) -> dict[str, Any]:
+    """An issue as a tool answers it: the evidence ids capped, empty parts left out."""
+    brief = {k: v for k, v in issue.items() if v not in (None, [], {})}
+    evidence = issue.get("evidence") or []
+    if len(evidence) > EVIDENCE_IDS:
+        brief["evidence"] = evidence[:EVIDENCE_IDS]
+        brief["evidence_total"] = len(evidence)
+    return brief
+
+
+# Catalog fields an answer carries by default; `full=true` gives the rest (origins, sample ids,
+# the sample request, request/response content types, auth parameter names...).
+_ENDPOINT_FIELDS = (
+    "key",
+    "service",
+    "method",
+    "path_template",
+    "calls",
+    "success_rate",
+    "error_rate",
+    "p50_ms",
+    "p95_ms",
+    "status_codes",
+    "auth",
+    "last_seen",
+    "last_success",
+    "error_samples",
+    "contract",
+)
 
 
 # ---- session ----------------------------------------------------------------------------------
@@ -258,14 +342,13 @@ def get_network_issues(project: ProjectArg = None, session: str = "current") -> 
         session=session,
         detector=list(_NETWORK_DETECTORS),
     )
-    found = result["issues"]
+    found = [_issue_brief(i) for i in result["issues"]]
     return _answer(
         f"{len(found)} network issue(s).",
         found,
         project=name,
         session=result.get("session"),
         count=len(found),
-        issues=found,
     )
 
 
@@ -504,7 +587,7 @@ def detect_issues(
         severity=severity,
         limit=limit,
     )
-    found = result["issues"]
+    found = [_issue_brief(i) for i in result["issues"]]
     by: dict[str, int] = {}
     for issue in found:
         by[issue["severity"]] = by.get(issue["severity"], 0) + 1
@@ -517,7 +600,6 @@ def detect_issues(
         project=name,
         session=result.get("session"),
         count=len(found),
-        issues=found,
     )
 
 
@@ -532,11 +614,13 @@ def get_api_catalog(
     method: str | None = None,
     path_contains: str | None = None,
     include_contracts: bool = False,
+    full: bool = False,
     limit: int = 50,
 ) -> dict[str, Any]:
     """The API endpoints the app calls, by service, method and path template (/users/{userId}):
-    calls, success rate, p50/p95 latency, status codes, auth pattern, last seen. Request and
-    response contracts (JSON Schema merged across samples) only with include_contracts."""
+    calls, success rate, p50/p95 latency, status codes, auth pattern, last seen, an error
+    sample. Request and response contracts (JSON Schema merged across samples) only with
+    include_contracts; origins, sample ids and a sample request only with full."""
     result, name = _report(
         project,
         "catalog",
@@ -550,6 +634,8 @@ def get_api_catalog(
         limit=limit,
     )
     endpoints = result["endpoints"]
+    if not full:
+        endpoints = [{k: e[k] for k in _ENDPOINT_FIELDS if k in e} for e in endpoints]
     services = ", ".join(result["services"]) or "none"
     summary = f"{result['count']} endpoint(s) across services: {services}"
     if result["truncated"]:
@@ -571,9 +657,12 @@ def get_api_health(
     session: str = "current",
     service: str | None = None,
     slow_ms: float = 1000.0,
+    include_healthy: bool = False,
+    limit: int = 50,
 ) -> dict[str, Any]:
     """Each endpoint classed failing, degraded or healthy, worst first, with the reasons (error
-    rate, client errors, p95 above slow_ms) and a sample error body."""
+    rate, client errors, p95 above slow_ms) and a sample error body. Healthy endpoints are
+    counted in the summary and listed only with include_healthy."""
     result, name = _report(
         project,
         "api_health",
@@ -583,15 +672,15 @@ def get_api_health(
         slow_ms=slow_ms,
     )
     counts = result["summary"]
-    rows = result["endpoints"]
-    bad = [e for e in rows if e["health"] != "healthy"]
+    rows = [e for e in result["endpoints"] if include_healthy or e["health"] != "healthy"]
+    shown = rows[: max(limit, 1)]
     return _answer(
         ", ".join(f"{n} {h}" for h, n in counts.items()) + " endpoint(s).",
-        rows,
+        shown,
         project=name,
         session=result["session"],
-        count=len(rows),
-        issues=bad,
+        count=len(shown),
+        truncated=len(rows) > len(shown),
     )
 
 

@@ -71,6 +71,7 @@ class PipelineStatus:
 # trigger, which walk every long-lived object) took a quarter of the pipeline's time. A larger
 # first threshold keeps cycles collected, just less often.
 GC_THRESHOLDS = (50_000, 20, 100)
+STORE_WAIT_S = 10.0
 
 
 def tune_gc() -> None:
@@ -112,7 +113,8 @@ class Runtime:
         self._shutdown = request_shutdown
         spec = load_spec(self.settings.pipeline_path)
         self.project.ensure_data_dir()
-        self.store = Store.open(self.project.store_path)
+        # A reader (`rsproxy mcp`) may hold the file for a moment after its last call.
+        self.store = Store.open(self.project.store_path, wait_s=STORE_WAIT_S)
         build = BuildInfo.detect(self.settings.cwd)
         self.store.start_session(
             SessionInfo(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -279,15 +280,27 @@ class Store:
     # ---- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path) -> Store:
+    def open(cls, path: Path, wait_s: float = 0.0) -> Store:
+        """The writer's connection. ``wait_s``: how long to wait for the file's lock when
+        another process holds it — a reader (``rsproxy mcp`` keeps the store open for a moment
+        between calls) lets go soon; a daemon does not, and is named in the error."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            raise StoreError(
-                f"cannot open the store {path}: {exc}. Another rsproxy process may hold it; "
-                "stop it with `rsproxy stop`, or query through it instead."
-            ) from exc
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                conn = duckdb.connect(str(path))
+                break
+            except duckdb.IOException as exc:
+                if "lock" in str(exc).lower() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise StoreError(
+                    f"cannot open the store {path}: {exc}. Another rsproxy process holds it: "
+                    "a running daemon (stop it with `rsproxy stop`, or query through it) or a "
+                    "reader such as `rsproxy mcp` (it lets go a second after its last call)."
+                ) from exc
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open the store {path}: {exc}") from exc
         # One DuckDB worker thread: the writer's small batches gain nothing from parallelism, and
         # a second busy thread would compete with the proxy for this machine's cores.
         conn.execute("SET threads = 1")

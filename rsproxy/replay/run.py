@@ -124,7 +124,7 @@ def replay(
             "replay into another project with `--project OTHER`"
         )
     project.ensure_data_dir()
-    store = Store.open(project.store_path)
+    store = Store.open(project.store_path, wait_s=10.0)  # a reader may hold it a moment
     steps = replay_steps(store, path, fmt, project, spec, body_limit, progress)
     try:
         while True:
