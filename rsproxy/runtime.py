@@ -71,6 +71,8 @@ class PipelineStatus:
 # trigger, which walk every long-lived object) took a quarter of the pipeline's time. A larger
 # first threshold keeps cycles collected, just less often.
 GC_THRESHOLDS = (50_000, 20, 100)
+# How long start-up waits for the store's lock: `rsproxy mcp` keeps the file open, read-only, for
+# a second after its last call, and a starting daemon should outwait it rather than fail.
 STORE_WAIT_S = 10.0
 
 
@@ -156,7 +158,8 @@ class Runtime:
         assert self.worker is not None and self.store is not None
         fmt = detect_format(path)
         spec = load_spec(pipeline_path or self.settings.pipeline_path)
-        steps = replay_steps(self.store, path, fmt, self.project, spec, body_limit or BODY_LIMIT)
+        limit = BODY_LIMIT if body_limit is None else body_limit
+        steps = replay_steps(self.store, path, fmt, self.project, spec, limit)
         summary = await asyncio.wrap_future(self.worker.run_job(steps))
         result: dict[str, Any] = summary.to_dict()
         return result
