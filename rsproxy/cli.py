@@ -333,6 +333,8 @@ def pipeline_stages(as_json: JsonOption = False) -> None:
             kind = prop.get("type") or " | ".join(
                 p.get("type", "?") for p in prop.get("anyOf", []) if isinstance(p, dict)
             )
+            if not kind and "$ref" in prop:  # a nested settings object (detect's thresholds)
+                kind = "object"
             default = prop.get("default")
             shown = f" (default {json.dumps(default)})" if default not in (None, []) else ""
             typer.echo(f"    {key}: {kind}{shown} — {prop.get('description', '')}")

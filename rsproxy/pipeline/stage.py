@@ -96,7 +96,8 @@ class Stage(Generic[ConfigT]):
         doc = (cls.__doc__ or "").strip()
         return {
             "name": cls.name,
-            "summary": doc.splitlines()[0] if doc else "",
+            # The first paragraph, unwrapped: a summary sentence may run over two lines.
+            "summary": " ".join(doc.split("\n\n", 1)[0].split()),
             "description": doc,
             "config_schema": cls.config_model.model_json_schema(),
             "example": cls.example.strip(),

@@ -84,7 +84,9 @@ class RedactConfig(StageConfig):
         default_factory=lambda: list(DEFAULT_QUERY_PARAMS),
         description="Query parameter names whose values are redacted in every URL (exact, normalised).",
     )
-    replacement: str = Field(default="[REDACTED]", min_length=1)
+    replacement: str = Field(
+        default="[REDACTED]", min_length=1, description="What a secret value is replaced with."
+    )
 
 
 class Redact(Stage[RedactConfig]):
