@@ -101,18 +101,54 @@ def _in(ids: list[str]) -> str:
     return ", ".join("?" for _ in ids)
 
 
+# Where each detector's evidence events are stored; a lookup scans the session's ids in a table,
+# so only the tables an issue's evidence can be in are read. A detector not listed: all three.
+_EVIDENCE_TABLES: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        (
+            "failed_request",
+            "slow_request",
+            "n_plus_one_requests",
+            "api_inconsistency",
+            "auth_mismatch",
+        ),
+        frozenset({"http"}),
+    ),
+    "write_amplification": frozenset({"http", "generic_events"}),
+    "console_error_spam": frozenset({"console"}),
+    **dict.fromkeys(
+        (
+            "long_task",
+            "large_dom_mutation",
+            "poor_web_vital",
+            "store_thrashing",
+            "unnecessary_renders",
+            "render_cascade",
+            "slow_query",
+            "n_plus_one_queries",
+            "select_star",
+        ),
+        frozenset({"generic_events"}),
+    ),
+}
+_ALL_TABLES = frozenset({"http", "console", "generic_events"})
+
+
 def _describe_evidence(store: Store, session: str, issues: list[dict[str, Any]], n: int) -> None:
     """``evidence_events``: the first ``n`` evidence events of each issue, one line each."""
-    wanted = sorted({eid for issue in issues for eid in issue["evidence"][:n]})
+    by_table: dict[str, set[str]] = {}
+    for issue in issues:
+        for table in _EVIDENCE_TABLES.get(issue["detector"], _ALL_TABLES):
+            by_table.setdefault(table, set()).update(issue["evidence"][:n])
     found: dict[str, dict[str, Any]] = {}
+    wanted = sorted(by_table.get("http", ()))
     if wanted:
         for row in store.query(
-            f"SELECT id, ts, kind, method, path, status, timings FROM http "
+            f"SELECT id, ts, kind, method, path, status, total_ms FROM http "
             f"WHERE session_id = ? AND id IN ({_in(wanted)})",
             [session, *wanted],
         ):
-            timings = loads(row["timings"]) if row["timings"] else {}
-            total = (timings or {}).get("total_ms")
+            total = row["total_ms"]
             status = row["status"] if row["status"] is not None else "no response"
             took = f" ({total:.0f} ms)" if isinstance(total, (int, float)) else ""
             found[row["id"]] = {
@@ -121,6 +157,8 @@ def _describe_evidence(store: Store, session: str, issues: list[dict[str, Any]],
                 "kind": "http",
                 "summary": f"{row['method']} {row['path']} -> {status}{took}",
             }
+    wanted = sorted(by_table.get("console", ()))
+    if wanted:
         for row in store.query(
             f"SELECT id, ts, kind, level, message FROM console "
             f"WHERE session_id = ? AND id IN ({_in(wanted)})",
@@ -133,6 +171,8 @@ def _describe_evidence(store: Store, session: str, issues: list[dict[str, Any]],
                 "kind": row["kind"],
                 "summary": f"{label}: {(row['message'] or '')[:200]}",
             }
+    wanted = sorted(by_table.get("generic_events", ()))
+    if wanted:
         for row in store.query(
             f"SELECT id, ts, kind, data FROM generic_events "
             f"WHERE session_id = ? AND id IN ({_in(wanted)})",

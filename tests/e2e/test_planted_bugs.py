@@ -190,6 +190,9 @@ def test_each_planted_bug_is_found_exactly_once(
         assert len(issues) == 1, f"{detector}: {json.dumps(issues, indent=1)[:3000]}"
         assert about(issues[0]), f"{detector}: {json.dumps(issues[0], indent=1)[:3000]}"
         assert issues[0]["evidence"] and issues[0]["explanation"] and issues[0]["suggestion"]
+        # The report finds each evidence event in the table it looks in for this detector.
+        shown = issues[0]["evidence_events"]
+        assert [e["id"] for e in shown] == issues[0]["evidence"][: len(shown)] and shown, detector
     assert answer["total"] == len(PLANTED)
 
     # The evidence points at stored events; the issues themselves outlive the daemon.
