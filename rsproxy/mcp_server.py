@@ -759,7 +759,8 @@ def get_api_changes(
 def _write_json(path: str, document: Any) -> Path:
     """Write an export where the caller asked, whole or not at all."""
     import json
-    import os
+
+    from rsproxy.cli import write_atomically
 
     target = Path(path).expanduser()
     if not target.is_absolute():
@@ -769,9 +770,7 @@ def _write_json(path: str, document: Any) -> Path:
             f"cannot write {target}: the folder {target.parent} does not exist. Give a path in "
             "an existing folder, e.g. output_path='export.json'"
         )
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(partial, target)
+    write_atomically(target, json.dumps(document, indent=2, ensure_ascii=False))
     return target
 
 

@@ -22,9 +22,11 @@ What the OpenAPI document says, and where it comes from:
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 Schema = dict[str, Any]
@@ -36,6 +38,16 @@ _SCHEME_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 # ---- cURL --------------------------------------------------------------------------------------
+
+
+def document_text(document: dict[str, Any], path: Path) -> str:
+    """The document as the file ``path`` names it: YAML for ``.yaml``/``.yml``, JSON otherwise."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml  # only for the YAML form
+
+        text: str = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        return text
+    return json.dumps(document, indent=2, default=str) + "\n"
 
 
 def curl_command(sample: dict[str, Any]) -> str:

@@ -11,13 +11,13 @@ through the running daemon or, with none, the project's store (rsproxy/client.py
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from rsproxy.cli import JsonOption, ProjectOption, fail, print_json
+from rsproxy.analysis.openapi import document_text
+from rsproxy.cli import JsonOption, ProjectOption, fail, print_json, write_atomically
 from rsproxy.errors import RsproxyError
 from rsproxy.project import Project
 
@@ -50,8 +50,7 @@ def _report(project: str | None, name: str, **params: Any) -> Any:
 
 def _write(path: Path, text: str, what: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text)
     except OSError as exc:
         raise fail(f"cannot write {what} to {path}: {exc}") from None
     typer.echo(f"wrote {what} to {path}", err=True)
@@ -90,13 +89,8 @@ def catalog(
         return
     if openapi is not None:
         document = _report(project, "openapi", session=session, service=service)
-        if openapi.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-        else:
-            text = json.dumps(document, indent=2) + "\n"
-        _write(openapi, text, f"OpenAPI 3.1 ({len(document.get('paths', {}))} paths)")
+        paths = len(document.get("paths", {}))
+        _write(openapi, document_text(document, openapi), f"OpenAPI 3.1 ({paths} paths)")
     if markdown is not None:
         docs = _report(project, "api_docs", session=session, service=service)
         _write(markdown, docs["markdown"], f"API docs ({docs['endpoints']} endpoints)")

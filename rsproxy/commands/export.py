@@ -11,14 +11,12 @@ through the running daemon or, with none, the project's store (rsproxy/client.py
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from rsproxy.cli import ProjectOption, fail
+from rsproxy.cli import ProjectOption, fail, write_atomically
 from rsproxy.errors import RsproxyError
 from rsproxy.project import Project
 
@@ -37,19 +35,6 @@ def _report(project: str | None, name: str, **params: Any) -> Any:
             reader.close()
     except RsproxyError as exc:
         raise fail(str(exc)) from None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export(

@@ -9,7 +9,6 @@ the same reports the other commands use; ``--json`` prints them as one object.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rsproxy.cli import ProjectOption, fail, print_json
+from rsproxy.cli import ProjectOption, fail, print_json, write_atomically
 from rsproxy.errors import PipelineError, RsproxyError
 from rsproxy.project import Project
 
@@ -197,14 +196,10 @@ def _with_host(endpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_openapi(path: Path, spec: Any) -> None:
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+    from rsproxy.analysis.openapi import document_text
 
-        text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
-    else:
-        text = json.dumps(spec, indent=2, default=str) + "\n"
     try:
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, document_text(spec, path))
     except OSError as exc:
         raise fail(f"cannot write the OpenAPI document to {path}: {exc.strerror or exc}") from None
 
