@@ -166,20 +166,18 @@ def _with_tables(ctx: ReportContext, session: str, service: str | None) -> tuple
     return f"WITH h AS ({http_sql}), e AS (SELECT * FROM endpoints WHERE {where})", args
 
 
-def _stats(ctx: ReportContext, session: str, service: str | None) -> dict[str, dict[str, Any]]:
-    """Each endpoint's figures from the session's exchanges, keyed by endpoint key.
+def _stats(
+    ctx: ReportContext, session: str, service: str | None, endpoints: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The figures of ``endpoints`` (rows of ``_endpoint_rows``) from the session's exchanges,
+    keyed by endpoint key.
 
     Two grouped scans of ``http`` and the folding here: counts by (endpoint, status, auth,
     host), then the latency quantiles by endpoint. DuckDB's ``histogram`` and ``list(DISTINCT)``
     aggregates cost more than the scan itself over a large session; a finer GROUP BY whose few
     hundred rows are folded in Python does not."""
     with_sql, args = _with_tables(ctx, session, service)
-    keys = {
-        (r["service"], r["method"], r["path_template"]): r["key"]
-        for r in ctx.store.query(
-            f"{with_sql} SELECT key, service, method, path_template FROM e", args
-        )
-    }
+    keys = {(r["service"], r["method"], r["path_template"]): r["key"] for r in endpoints}
     out: dict[str, dict[str, Any]] = {}
     for row in ctx.store.query(
         f"""{with_sql}
@@ -329,7 +327,7 @@ def _entries(
     rows = _endpoint_rows(ctx, session, params, contracts=contracts)
     if not rows:
         return []
-    stats = _stats(ctx, session, params.service)
+    stats = _stats(ctx, session, params.service, rows)
     errors = _error_samples(ctx, session, params.service, error_samples)
     cleared = _since(ctx, session) is not None
     out = []

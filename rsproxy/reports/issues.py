@@ -12,6 +12,7 @@ before the clear are left out.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -134,6 +135,25 @@ _EVIDENCE_TABLES: dict[str, frozenset[str]] = {
 _ALL_TABLES = frozenset({"http", "console", "generic_events"})
 
 
+def _http_line(row: dict[str, Any]) -> str:
+    total = row["total_ms"]
+    status = row["status"] if row["status"] is not None else "no response"
+    took = f" ({total:.0f} ms)" if isinstance(total, (int, float)) else ""
+    return f"{row['method']} {row['path']} -> {status}{took}"
+
+
+def _console_line(row: dict[str, Any]) -> str:
+    return f"{row['level'] or row['kind']}: {(row['message'] or '')[:200]}"
+
+
+# Per table: the columns a one-line description reads, and how it is made from them.
+_EVIDENCE_LINES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "http": ("method, path, status, total_ms", _http_line),
+    "console": ("level, message", _console_line),
+    "generic_events": ("data", lambda row: _summary(row["kind"], row["data"])),
+}
+
+
 def _describe_evidence(store: Store, session: str, issues: list[dict[str, Any]], n: int) -> None:
     """``evidence_events``: the first ``n`` evidence events of each issue, one line each."""
     by_table: dict[str, set[str]] = {}
@@ -141,40 +161,12 @@ def _describe_evidence(store: Store, session: str, issues: list[dict[str, Any]],
         for table in _EVIDENCE_TABLES.get(issue["detector"], _ALL_TABLES):
             by_table.setdefault(table, set()).update(issue["evidence"][:n])
     found: dict[str, dict[str, Any]] = {}
-    wanted = sorted(by_table.get("http", ()))
-    if wanted:
+    for table, (columns, line) in _EVIDENCE_LINES.items():
+        wanted = sorted(by_table.get(table, ()))
+        if not wanted:
+            continue
         for row in store.query(
-            f"SELECT id, ts, kind, method, path, status, total_ms FROM http "
-            f"WHERE session_id = ? AND id IN ({_in(wanted)})",
-            [session, *wanted],
-        ):
-            total = row["total_ms"]
-            status = row["status"] if row["status"] is not None else "no response"
-            took = f" ({total:.0f} ms)" if isinstance(total, (int, float)) else ""
-            found[row["id"]] = {
-                "id": row["id"],
-                "ts": row["ts"],
-                "kind": "http",
-                "summary": f"{row['method']} {row['path']} -> {status}{took}",
-            }
-    wanted = sorted(by_table.get("console", ()))
-    if wanted:
-        for row in store.query(
-            f"SELECT id, ts, kind, level, message FROM console "
-            f"WHERE session_id = ? AND id IN ({_in(wanted)})",
-            [session, *wanted],
-        ):
-            label = row["level"] or row["kind"]
-            found[row["id"]] = {
-                "id": row["id"],
-                "ts": row["ts"],
-                "kind": row["kind"],
-                "summary": f"{label}: {(row['message'] or '')[:200]}",
-            }
-    wanted = sorted(by_table.get("generic_events", ()))
-    if wanted:
-        for row in store.query(
-            f"SELECT id, ts, kind, data FROM generic_events "
+            f"SELECT id, ts, kind, {columns} FROM {table} "
             f"WHERE session_id = ? AND id IN ({_in(wanted)})",
             [session, *wanted],
         ):
@@ -182,7 +174,7 @@ def _describe_evidence(store: Store, session: str, issues: list[dict[str, Any]],
                 "id": row["id"],
                 "ts": row["ts"],
                 "kind": row["kind"],
-                "summary": _summary(row["kind"], row["data"]),
+                "summary": line(row),
             }
     for issue in issues:
         issue["evidence_events"] = [found[e] for e in issue["evidence"][:n] if e in found]
