@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -40,11 +39,7 @@ PROJECT = "mcpapi"
 USER = "app GET /api/users/{userId}"
 
 
-def _fixture() -> ModuleType:
-    return load_fixture(CATALOG_API)
-
-
-api = _fixture()
+api = load_fixture(CATALOG_API)
 
 
 def _changed_app() -> web.Application:

@@ -27,10 +27,6 @@ SITE_PY = Path(__file__).resolve().parents[1] / "fixtures" / "pages" / "site.py"
 PROJECT = "mcpcap"
 
 
-def _site() -> Any:
-    return load_fixture(SITE_PY)
-
-
 async def _session_calls(home: Path, calls: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """The answers keyed ``"{i}:{name}"`` (``__tools__`` first), as the assertions index them."""
     answers = await mcp_calls(home, PROJECT, calls)
@@ -47,7 +43,7 @@ def _by_name(answers: dict[str, Any], name: str) -> Any:
 @pytest.mark.browser
 def test_every_tool_answers_with_the_facts_of_a_real_capture(tmp_path: Path, page: Any) -> None:
     home = tmp_path / "home"
-    site = _site()
+    site = load_fixture(SITE_PY)
     with (
         LoopbackServer(lambda: site.app([])) as upstream,
         LoopbackServer(lambda: site.cors_app([])) as cross,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -25,11 +24,7 @@ from rsproxy.testing import DaemonProcess, LoopbackServer, load_fixture, run_cli
 CATALOG_API = Path(__file__).resolve().parents[2] / "fixtures" / "apps" / "catalog_api.py"
 
 
-def _fixture() -> ModuleType:
-    return load_fixture(CATALOG_API)
-
-
-api = _fixture()
+api = load_fixture(CATALOG_API)
 
 
 def _caught_up(answer: dict[str, Any], expected_calls: int) -> bool:

@@ -32,10 +32,6 @@ from rsproxy.testing import DaemonProcess, LoopbackServer, load_fixture, make_ev
 IDS_API_PY = Path(__file__).resolve().parents[2] / "fixtures" / "apps" / "ids_api.py"
 
 
-def _ids_api() -> ModuleType:
-    return load_fixture(IDS_API_PY)
-
-
 def _stage(**config: Any) -> Normalize:
     config.setdefault("warm_start", "off")
     return Normalize(NormalizeConfig(**config), StageContext("test", "s1"))
@@ -469,7 +465,7 @@ def test_warm_start_relearns_after_a_hot_reload(store: Store) -> None:
 
 @pytest.fixture(scope="module")
 def ids_api() -> ModuleType:
-    return _ids_api()
+    return load_fixture(IDS_API_PY)
 
 
 @pytest.fixture(scope="module")
