@@ -79,6 +79,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from rsproxy.events import Event
@@ -561,10 +562,13 @@ _REQUEST_ID = "x-rsproxy-request-id"
 def is_api_call(data: dict[str, Any], method: str) -> bool:
     """A call an app makes to an API: not a document, script, stylesheet, image, font, data file
     (``.json``, ``.xml``: translations, manifests, feeds), stream, WebSocket or CORS preflight."""
-    if method == "OPTIONS" or data.get("websocket"):
-        return False
     ctype = data.get("response_content_type")
-    if ctype and not content_of(ctype)[0]:
+    return _is_api_call(data, method, content_of(ctype) if ctype else _NO_CONTENT)
+
+
+def _is_api_call(data: dict[str, Any], method: str, content: tuple[bool, bool, bool]) -> bool:
+    """``is_api_call`` given ``content_of`` the response's content type."""
+    if method == "OPTIONS" or data.get("websocket") or not content[0]:
         return False
     path = data.get("path")
     if not isinstance(path, str):
@@ -590,12 +594,24 @@ def content_of(ctype: Any) -> tuple[bool, bool, bool]:
 
 
 _CONTENT: dict[Any, tuple[bool, bool, bool]] = {}
+_NO_CONTENT = (True, False, False)  # content_of a missing content type
 _SETTLED_AFTER = 100  # answers of one endpoint and status checked one by one ...
 _SETTLED_SAMPLE = 8  # ... and after that, while all agree, one in this many
 # Bodies longer than this are not parsed for their shape: parsing costs by the byte, and a
 # top-level shape change shows in an endpoint's small answers too.
 _MAX_SHAPE_BODY = 32 * 1024
-_decode = json.JSONDecoder().decode  # json.loads without its per-call checks
+_json_decode = json.JSONDecoder().decode  # json.loads without its per-call checks
+
+
+def _decode(body: str) -> Any:
+    """A response body's JSON, for its shape. orjson is several times quicker; the json module
+    reads what orjson refuses (NaN, numbers out of a double's range). Only keys and the kinds of
+    values matter here, and the one difference in what both accept, an integer past 64 bits
+    read as a float by orjson, is a "number" either way."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _json_decode(body)
 
 
 def page_of(data: dict[str, Any]) -> str:
@@ -870,6 +886,13 @@ class Detectors:
         )
         off = set(disabled)
         self.on = {name: name not in off for name in DETECTORS}
+        # The HTTP detectors' switches as attributes: every request reads them.
+        self._failed_on = self.on["failed_request"]
+        self._slow_on = self.on["slow_request"]
+        self._n1_on = self.on["n_plus_one_requests"]
+        self._writes_on = self.on["write_amplification"]
+        self._shape_on = self.on["api_inconsistency"]
+        self._auth_on = self.on["auth_mismatch"]
         self._n1_requests = _Bursts(t.n_plus_one_requests, t.n_plus_one_window_ms)
         self._http_writes = _Bursts(t.write_amplification, t.write_amplification_window_ms)
         self._sql_writes = _Bursts(t.write_amplification, t.write_amplification_window_ms)
@@ -955,28 +978,41 @@ class Detectors:
     # ---- HTTP ---------------------------------------------------------------------------------
 
     def _http(self, event: Event) -> None:
+        # The hot path (most events are requests): each field is read once, and the checks
+        # that rule a detector out cheaply come before the call to it.
         data = event.data
-        on = self.on
-        method = data.get("method") or "GET"
-        template = template_of(data)
+        get = data.get
+        method = get("method") or "GET"
+        template = get("path_template")
+        if not isinstance(template, str) or not template:
+            template = template_of(data)
         endpoint = f"{method} {template}"
-        status = data.get("status")
+        status = get("status")
         if isinstance(status, bool) or not isinstance(status, int):
             status = None
-        if (status is None or status >= 400) and on["failed_request"]:
+        if (status is None or status >= 400) and self._failed_on:
             self._failed(event, endpoint, status)
-        if on["slow_request"]:
-            self._slow(event, endpoint)
-        if not is_api_call(data, method):
+        ctype = get("response_content_type")
+        content = content_of(ctype) if ctype else _NO_CONTENT
+        if self._slow_on:
+            timings = get("timings")
+            if isinstance(timings, dict):
+                # A stream or WebSocket lasts as long as it is open: only its first byte can
+                # be late.
+                stream = get("websocket") or get("streamed") or content[1]
+                ms = _num(timings.get("ttfb_ms" if stream else "total_ms"))
+                if ms > self.t.slow_request_ms:
+                    self._slow(event, endpoint, ms, bool(stream))
+        if not _is_api_call(data, method, content):
             return
         if method in _READS:
-            if on["n_plus_one_requests"]:
+            if self._n1_on:
                 self._n_plus_one(event, endpoint)
-        elif method in _WRITES and on["write_amplification"]:
+        elif method in _WRITES and self._writes_on:
             self._http_write(event, endpoint)
-        if status is not None and on["api_inconsistency"]:
+        if status is not None and self._shape_on and content[2]:
             self._shape(event, endpoint, status)
-        if on["auth_mismatch"]:
+        if self._auth_on:
             self._auth_mismatch(event, endpoint, template)
 
     def _failed(self, event: Event, endpoint: str, status: int | None) -> None:
@@ -1012,17 +1048,7 @@ class Detectors:
         kind = "a server error" if f.severity == "high" else "a client error"
         return f"{f.count} call(s) to {d.get('endpoint')} {d.get('what')}: {kind}."
 
-    def _slow(self, event: Event, endpoint: str) -> None:
-        data = event.data
-        timings = data.get("timings")
-        if not isinstance(timings, dict):
-            return
-        # A stream or WebSocket lasts as long as it is open: only its first byte can be late.
-        ctype = data.get("response_content_type")
-        stream = data.get("websocket") or data.get("streamed") or (ctype and content_of(ctype)[1])
-        ms = _num(timings.get("ttfb_ms" if stream else "total_ms"))
-        if ms <= self.t.slow_request_ms:
-            return
+    def _slow(self, event: Event, endpoint: str, ms: float, stream: bool) -> None:
         evidence = (event.id,)
         finding = self._record(
             "slow_request",
@@ -1040,7 +1066,7 @@ class Detectors:
         if finding is not None:
             details = finding.details
             if ms > details.get("worst_ms", 0):
-                details.update(endpoint=endpoint, worst_ms=round(ms, 1), first_byte=bool(stream))
+                details.update(endpoint=endpoint, worst_ms=round(ms, 1), first_byte=stream)
 
     def _explain_slow(self, f: Finding) -> str:
         d = f.details
@@ -1150,6 +1176,7 @@ class Detectors:
         )
 
     def _shape(self, event: Event, endpoint: str, status: int) -> None:
+        """An answer with a JSON content type: its shape against the endpoint's earlier ones."""
         data = event.data
         body = data.get("response_body")
         if (
@@ -1158,7 +1185,6 @@ class Detectors:
             or len(body) > _MAX_SHAPE_BODY
             or data.get("response_body_truncated")
             or data.get("response_body_encoding", "text") not in ("text", None)
-            or not content_of(data.get("response_content_type") or "")[2]
         ):
             return
         key = (endpoint, status)

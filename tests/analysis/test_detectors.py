@@ -730,3 +730,24 @@ def test_state_stays_bounded_under_a_flood_of_distinct_keys() -> None:
     assert len(d._queries) <= 4096
     assert len(d._shapes) <= 4096
     assert len(d.findings) == 0
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        '{"id": NaN, "name": "a"}',
+        '{"id": 1e400, "name": "a"}',
+        '{"id": 123456789012345678901234567890}',
+    ],
+)
+def test_api_inconsistency_reads_json_the_quick_parser_refuses_or_reads_otherwise(
+    first: str,
+) -> None:
+    # NaN and out-of-range numbers go to the json module; a huge integer comes back from
+    # orjson as a float: a number all the same, so only the string is a change of type.
+    events = [_http("/api/n/1"), _http("/api/n/2", ts=T0 + 1, body={"id": "7", "name": "b"})]
+    events[0].data["response_body"] = first
+    finding = _one(_run(events), "api_inconsistency")
+    assert finding.details["variants"][0]["changed_types"] == {
+        "id": {"was": "number", "now": "string"}
+    }

@@ -611,3 +611,53 @@ def test_the_default_pipeline_never_stores_a_secret_when_redact_fails(
         assert SECRET not in stored
     finally:
         store.close()
+
+
+# ---- fast paths and caches -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "S_e-C_r-E_t",
+        "refreshToken",
+        "ACCESS-TOKEN",
+        "x_api_key",
+        "proxyAuthorization",
+        "to\u212aen",
+    ],
+)
+def test_the_quick_scan_of_probe_payloads_misses_no_secret_key(key: str) -> None:
+    # The scan looks for a word only when its rarest letter is present, and for the shortest
+    # words alone (token for access_token); split, cased or non-ASCII spellings must still hit.
+    event = _redact(Event(kind="console", data={"level": "log", "args": [{key: SECRET}]}))
+    assert SECRET not in _dumped(event)
+    assert event.data["level"] == "log"
+
+
+def test_a_probe_payload_with_keys_that_are_not_strings_is_still_scanned() -> None:
+    # The quick encoding refuses non-string keys; the retry with them must still see the secret.
+    event = _redact(Event(kind="custom", data={1: "one", "nested": {"password": SECRET}}))
+    assert SECRET not in json.dumps(event.data)
+    assert event.data[1] == "one"
+
+
+def test_a_clean_query_remembered_does_not_let_a_secret_through() -> None:
+    stage = Redact(RedactConfig(), StageContext(project="test", session_id="s1"))
+    first = stage.handle(_http(query="page=2", url="http://h/api?page=2"))
+    assert first.data["query"] == "page=2"
+    assert first.data["url"] == "http://h/api?page=2"
+    again = stage.handle(_http(query="page=2", url="http://h/api?page=2"))
+    assert again.data["query"] == "page=2"  # the remembered answer is the same
+    secret = stage.handle(_http(query=f"page=2&token={SECRET}", url=f"http://h/?token={SECRET}"))
+    assert SECRET not in _dumped(secret)
+    assert secret.data["query"].startswith("page=2&token=")
+
+
+def test_a_header_name_judged_once_still_masks_every_value() -> None:
+    stage = Redact(RedactConfig(), StageContext(project="test", session_id="s1"))
+    for value in ("Bearer one-value-123", f"Bearer {SECRET}", SECRET):
+        event = stage.handle(_http(request_headers=[["Authorization", value], ["Accept", "x"]]))
+        assert SECRET not in _dumped(event)
+        assert "value-123" not in _dumped(event)
+        assert _header(event, "request", "accept") == "x"
