@@ -34,8 +34,8 @@ import pyarrow as pa
 from rsproxy.errors import NoStoreError, StoreError
 from rsproxy.events import Event
 
-STORE_VERSION = 4  # 2: `events` became a view over the per-kind tables; 3: http.service,
-# the `endpoints` and `issues` tables; 4: http.total_ms and http.ttfb_ms
+STORE_VERSION = 5  # 2: `events` became a view over the per-kind tables; 3: http.service,
+# the `endpoints` and `issues` tables; 4: http.total_ms and http.ttfb_ms; 5: `endpoint_figures`
 
 _ENVELOPE = ("id", "ts", "session_id", "page_id", "source", "kind", "schema_version")
 _ENVELOPE_TYPES = ("VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER")
@@ -169,6 +169,11 @@ def _schema_sql() -> list[str]:
             session_id VARCHAR, key VARCHAR, service VARCHAR, host VARCHAR, method VARCHAR,
             path_template VARCHAR, updated_ms DOUBLE, data JSON,
             PRIMARY KEY (session_id, key))""",
+        # An endpoint's running figures (rsproxy/analysis/figures.py), apart from its contract
+        # state because they change with every call and are written far more often.
+        """CREATE TABLE IF NOT EXISTS endpoint_figures (
+            session_id VARCHAR, key VARCHAR, updated_ms DOUBLE, data JSON,
+            PRIMARY KEY (session_id, key))""",
         """CREATE TABLE IF NOT EXISTS issues (
             session_id VARCHAR, id VARCHAR, detector VARCHAR, severity VARCHAR, title VARCHAR,
             first_seen DOUBLE, last_seen DOUBLE, count INTEGER, data JSON,
@@ -218,7 +223,13 @@ def _migrate_3_to_4(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("COMMIT")
 
 
-_MIGRATIONS = {"2": _migrate_2_to_3, "3": _migrate_3_to_4}
+def _migrate_4_to_5(conn: duckdb.DuckDBPyConnection) -> None:
+    """``endpoint_figures`` is new (``_schema_sql`` creates it). Sessions stored before it have
+    no figures there, and the reports compute theirs from the ``http`` table as they did."""
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'store_version'")
+
+
+_MIGRATIONS = {"2": _migrate_2_to_3, "3": _migrate_3_to_4, "4": _migrate_4_to_5}
 
 
 # The write path serialises several JSON values per event (headers, timings, every generic

@@ -453,7 +453,9 @@ def test_a_version_2_store_is_migrated_with_its_rows(tmp_path: Path) -> None:
     store = Store.open(path)
     try:
         # Through layout 3 to today's.
-        assert store.query("SELECT value FROM meta WHERE key = 'store_version'")[0]["value"] == "4"
+        assert store.query("SELECT value FROM meta WHERE key = 'store_version'")[0]["value"] == str(
+            STORE_VERSION
+        )
         [row] = store.events(kinds=["http"])
         assert row["data"]["path"] == "/a" and "service" not in row["data"]
         store.write_events([_event("http", {"method": "GET", "path": "/b", "service": "app"})])
@@ -479,7 +481,9 @@ def test_a_version_3_store_gets_latency_columns_filled_from_its_timings(tmp_path
     # A reader with no daemon running upgrades it on the way in.
     reader = Store.open_readonly(path)
     try:
-        assert reader.query("SELECT value FROM meta WHERE key = 'store_version'")[0]["value"] == "4"
+        assert reader.query("SELECT value FROM meta WHERE key = 'store_version'")[0][
+            "value"
+        ] == str(STORE_VERSION)
         [row] = reader.query("SELECT total_ms, ttfb_ms FROM http")
         assert row == {"total_ms": 12.25, "ttfb_ms": 4.5}
         [event] = reader.events(kinds=["http"])

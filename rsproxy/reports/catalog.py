@@ -1,12 +1,15 @@
 """The API catalog reports: endpoints and their contracts, services, health, OpenAPI, docs, cURL.
 
-Two sources meet here (docs/analysis-contract.md): the ``endpoints`` table, which the
-``catalog`` stage keeps (which endpoints exist, their inferred contracts, auth names, a sample
-request), and the ``http`` table, from which every figure is computed at query time — calls,
-success rate, p50/p95 latency (``total_ms``, first request byte to last response byte),
-status codes, error samples, last seen and last success. An exchange belongs to an endpoint by
-(service, method, template); where ``normalize`` did not run, the host and the literal path
-stand in on both sides, as the stage does.
+The ``catalog`` stage keeps what is read here (docs/analysis-contract.md): the ``endpoints``
+table (which endpoints exist, their inferred contracts, auth names, a sample request) and the
+``endpoint_figures`` table (rsproxy/analysis/figures.py) with each endpoint's running figures —
+calls, success rate, p50/p95 latency (``total_ms``, first request byte to last response byte),
+status codes, error samples, last seen and last success. Where there are no stored figures for
+every endpoint answered (a session stored before they were kept), and for the live session
+after ``clear_events`` (only the calls since count), the figures are computed from the ``http``
+table at query time by the same rules. An exchange belongs to an endpoint by (service, method,
+template); where ``normalize`` did not run, the host and the literal path stand in on both
+sides, as the stage does.
 
 Reports:
 
@@ -21,10 +24,12 @@ Reports:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field
 
+from rsproxy.analysis.figures import Figures, merged
 from rsproxy.analysis.openapi import build_markdown, build_openapi, curl_command
 from rsproxy.errors import ReportError
 from rsproxy.reports import Params, ReportContext, report
@@ -166,11 +171,30 @@ def _with_tables(ctx: ReportContext, session: str, service: str | None) -> tuple
     return f"WITH h AS ({http_sql}), e AS (SELECT * FROM endpoints WHERE {where})", args
 
 
+def _stored_figures(
+    ctx: ReportContext, session: str, endpoints: list[dict[str, Any]]
+) -> dict[str, Figures] | None:
+    """The catalog stage's figures of ``endpoints`` (rows with a ``key``), by key; None when the
+    ``http`` rows must be counted instead: some endpoint has none stored, or only the calls
+    since ``clear_events`` count."""
+    if _since(ctx, session) is not None:
+        return None
+    stored = {
+        row["key"]: row["data"]
+        for row in ctx.store.query(
+            "SELECT key, data FROM endpoint_figures WHERE session_id = ?", [session]
+        )
+    }
+    if any(e["key"] not in stored for e in endpoints):
+        return None
+    return {e["key"]: Figures(loads(stored[e["key"]])) for e in endpoints}
+
+
 def _stats(
     ctx: ReportContext, session: str, service: str | None, endpoints: list[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    """The figures of ``endpoints`` (rows of ``_endpoint_rows``) from the session's exchanges,
-    keyed by endpoint key.
+    """The figures of ``endpoints`` (rows of ``_endpoint_rows``) counted from the session's
+    exchanges, keyed by endpoint key; the keys of ``Figures.summary``.
 
     Two grouped scans of ``http`` and the folding here: counts by (endpoint, status, auth,
     host), then the latency quantiles by endpoint. DuckDB's ``histogram`` and ``list(DISTINCT)``
@@ -327,8 +351,13 @@ def _entries(
     rows = _endpoint_rows(ctx, session, params, contracts=contracts)
     if not rows:
         return []
-    stats = _stats(ctx, session, params.service, rows)
-    errors = _error_samples(ctx, session, params.service, error_samples)
+    stored = _stored_figures(ctx, session, rows)
+    if stored is not None:
+        stats = {key: f.summary() for key, f in stored.items()}
+        errors = {key: f.error_samples(error_samples) for key, f in stored.items()}
+    else:
+        stats = _stats(ctx, session, params.service, rows)
+        errors = _error_samples(ctx, session, params.service, error_samples)
     cleared = _since(ctx, session) is not None
     out = []
     for row in rows:
@@ -426,19 +455,89 @@ def catalog(ctx: ReportContext, params: CatalogParams) -> dict[str, Any]:
 def service_map(ctx: ReportContext, params: CatalogFilter) -> dict[str, Any]:
     """The services the app talks to: hosts, endpoints, calls, error rate and p95 latency."""
     session = ctx.session(params.session)
-    counts = {
-        r["service"]: r["n"]
-        for r in ctx.store.query(
-            "SELECT service, count(*) AS n FROM endpoints WHERE session_id = ? GROUP BY 1",
-            [session],
-        )
-    }
+    endpoints = ctx.store.query(
+        "SELECT key, service FROM endpoints WHERE session_id = ?", [session]
+    )
+    counts: dict[str, int] = {}
+    for endpoint in endpoints:
+        counts[endpoint["service"]] = counts.get(endpoint["service"], 0) + 1
     if params.service is not None and params.service not in counts:
         known = ", ".join(sorted(counts)) or "none"
         raise ReportError(
             f"no service {params.service!r} in session {session}; its services: {known}"
         )
-    with_sql, args = _with_tables(ctx, session, params.service)
+    if params.service is not None:
+        endpoints = [e for e in endpoints if e["service"] == params.service]
+    figures = _stored_figures(ctx, session, endpoints)
+    services = (
+        _services_of(figures, endpoints, counts)
+        if figures is not None
+        else _services_counted(ctx, session, params.service, counts)
+    )
+    services.sort(key=lambda s: (s["service"] != "app", -s["calls"], s["service"]))
+    return {"session": session, "count": len(services), "services": services}
+
+
+def _service_entry(
+    service: str,
+    endpoints: int,
+    calls: int,
+    *,
+    server_errors: int,
+    client_errors: int,
+    quantiles: Sequence[float | None] | None,
+    hosts: list[str],
+    auth: list[str],
+    last_seen: Any,
+) -> dict[str, Any]:
+    p50, p95 = quantiles or (None, None)
+    return {
+        "service": service,
+        "hosts": hosts,
+        "endpoints": endpoints,
+        "calls": calls,
+        "error_rate": _rate(server_errors, calls),
+        "client_error_rate": _rate(client_errors, calls),
+        "p50_ms": _round(p50),
+        "p95_ms": _round(p95),
+        "auth": auth,
+        "last_seen": last_seen,
+    }
+
+
+def _services_of(
+    figures: dict[str, Figures], endpoints: list[dict[str, Any]], counts: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Each service's figures: its endpoints' merged."""
+    by_service: dict[str, list[Figures]] = {}
+    for endpoint in endpoints:
+        by_service.setdefault(endpoint["service"], []).append(figures[endpoint["key"]])
+    services = []
+    for service, parts in by_service.items():
+        total = merged(parts)
+        if not total.calls:
+            continue
+        services.append(
+            _service_entry(
+                service,
+                counts.get(service, 0),
+                total.calls,
+                server_errors=total.server_errors,
+                client_errors=total.client_errors,
+                quantiles=total.latency.quantiles((0.5, 0.95)),
+                hosts=sorted(total.hosts),
+                auth=sorted(total.auth),
+                last_seen=total.last_seen,
+            )
+        )
+    return services
+
+
+def _services_counted(
+    ctx: ReportContext, session: str, service: str | None, counts: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Each service's figures counted from the session's exchanges."""
+    with_sql, args = _with_tables(ctx, session, service)
     services = []
     for row in ctx.store.query(
         f"""{with_sql}
@@ -452,24 +551,20 @@ def service_map(ctx: ReportContext, params: CatalogFilter) -> dict[str, Any]:
         {_JOIN} GROUP BY e.service""",
         args,
     ):
-        calls = int(row["calls"])
-        p50, p95 = row["quantiles"] or (None, None)
         services.append(
-            {
-                "service": row["service"],
-                "hosts": row["hosts"],
-                "endpoints": counts.get(row["service"], 0),
-                "calls": calls,
-                "error_rate": _rate(int(row["server_errors"]), calls),
-                "client_error_rate": _rate(int(row["client_errors"]), calls),
-                "p50_ms": _round(p50),
-                "p95_ms": _round(p95),
-                "auth": row["auth"],
-                "last_seen": row["last_seen"],
-            }
+            _service_entry(
+                row["service"],
+                counts.get(row["service"], 0),
+                int(row["calls"]),
+                server_errors=int(row["server_errors"]),
+                client_errors=int(row["client_errors"]),
+                quantiles=row["quantiles"],
+                hosts=row["hosts"],
+                auth=row["auth"],
+                last_seen=row["last_seen"],
+            )
         )
-    services.sort(key=lambda s: (s["service"] != "app", -s["calls"], s["service"]))
-    return {"session": session, "count": len(services), "services": services}
+    return services
 
 
 Health = Literal["failing", "degraded", "healthy"]

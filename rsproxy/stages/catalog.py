@@ -16,8 +16,14 @@ stand in. For each endpoint the stage keeps what SQL over the ``http`` table can
   example body per status code, and one sample request (method, URL, headers and body, as
   redacted) for a cURL command.
 
-Counts, success rates and latency percentiles are not kept here: the reports compute them from
-the ``http`` table, where every event is.
+Alongside, each endpoint's running figures (rsproxy/analysis/figures.py: calls by status and
+auth, first and last seen, last success, a latency histogram, the newest error samples) go to
+the ``endpoint_figures`` table, which the catalog reports read instead of grouping a session's
+``http`` rows at every question. Once an endpoint is catalogued every exchange of it counts, a
+page or static response included (an HTML error page from a proxy in front of the API); the
+static responses of a path before its first API answer are not part of any endpoint. An
+endpoint loaded from a store written before figures were kept has none, and the reports count
+that session's rows themselves.
 
 Cost: the stage sees every event of a busy session, so the common path is a few dict lookups,
 and the tests on a path (dev-server internals, static files) are made once per endpoint. A body
@@ -32,7 +38,10 @@ are merged into the new endpoint and their rows deleted. Rows are written by the
 (the store's only writer): while busy, at most every ``write_interval_ms``, only the endpoints
 with news a reader would miss (new endpoint, status, auth pattern, content type, origin or
 contract change); endpoints whose counts alone moved are written when the worker is idle and on
-close. A restarted or reloaded stage picks up the session's endpoints from the store.
+close. Figures, small and what every catalog answer reads, are written for every endpoint
+called since the last write, at most every ``write_interval_ms`` while busy and whenever the
+worker is idle, so they trail the ``http`` rows by that interval at most. A restarted or
+reloaded stage picks up the session's endpoints and figures from the store.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from urllib.parse import parse_qs
 
 from pydantic import Field
 
+from rsproxy.analysis.figures import Figures
 from rsproxy.analysis.schema import Limits, Schema, SchemaAccumulator, infer, object_of_texts
 from rsproxy.events import Event
 from rsproxy.pipeline.stage import FailureSink, Stage, StageConfig, StageContext
@@ -280,6 +290,7 @@ class _Endpoint:
         template: str,
         limits: Limits,
         data: dict[str, Any] | None = None,
+        figures: Figures | None = None,
     ) -> None:
         data = data or {}
         self.service = service
@@ -307,6 +318,11 @@ class _Endpoint:
         self.sample_ids: list[str] = list(data.get("sample_ids") or [])
         self.sample_request: dict[str, Any] | None = data.get("sample_request")
         self.merged_from: list[str] = list(data.get("merged_from") or [])
+        if figures is None and not data:
+            figures = Figures()  # a new endpoint
+        # None for an endpoint stored before figures were kept: counting on from the middle
+        # would give wrong figures, so there are none and the reports count the http rows.
+        self.figures: Figures | None = figures
         # (auth, status, request and response content type) combinations already looked at:
         # an exchange that brings none of these anew skips the bookkeeping of new facts.
         self._signatures: set[tuple[Any, ...]] = set()
@@ -546,6 +562,10 @@ class _Endpoint:
         self._sample_settled = self.sample_request is not None and _is_success(
             self.sample_request.get("status")
         )
+        if self.figures is not None and other.figures is not None:
+            self.figures.absorb(other.figures)
+        else:
+            self.figures = None
         for template in [other.template, *other.merged_from]:
             if template != self.template and template not in self.merged_from:
                 self.merged_from.append(template)
@@ -585,6 +605,16 @@ class _Endpoint:
             "path_template": self.template,
             "updated_ms": time.time() * 1000,
             "data": self.data(),
+        }
+
+    def figures_row(self, session_id: str) -> dict[str, Any] | None:
+        if self.figures is None:
+            return None
+        return {
+            "session_id": session_id,
+            "key": self.key,
+            "updated_ms": time.time() * 1000,
+            "data": self.figures.state(),
         }
 
 
@@ -649,12 +679,13 @@ def _flatten(fields: dict[str, list[str]]) -> dict[str, str | list[str]]:
 
 
 class _Session:
-    __slots__ = ("deleted", "dirty", "endpoints", "overflow", "touched")
+    __slots__ = ("called", "deleted", "dirty", "endpoints", "overflow", "touched")
 
     def __init__(self) -> None:
         self.endpoints: dict[tuple[str, str, str], _Endpoint] = {}
         self.dirty: set[tuple[str, str, str]] = set()  # changed in a way worth writing soon
         self.touched: set[tuple[str, str, str]] = set()  # counts changed only
+        self.called: set[tuple[str, str, str]] = set()  # figures changed
         self.deleted: set[str] = set()  # keys of endpoints folded into others
         self.overflow = 0
 
@@ -704,7 +735,8 @@ class Catalog(Stage[CatalogConfig]):
             now = time.monotonic()
             if now >= self._next_write:
                 # While busy, only what a reader would miss (a new endpoint, status, auth or
-                # contract); endpoints whose counts alone moved wait for the idle flush.
+                # contract, and the figures); endpoints whose counts alone moved wait for the
+                # idle flush.
                 self._write(counts_too=False)
                 self._next_write = now + self._interval
         return batch
@@ -716,15 +748,9 @@ class Catalog(Stage[CatalogConfig]):
         data = event.data
         get = data.get
         path = get("path")
-        if not path:
+        if not path or get("websocket"):
             return
         method = get("method") or "GET"
-        content_type = get("response_content_type")
-        verdict = self._verdicts.get(content_type)
-        if verdict is None:
-            verdict = self._verdict(content_type)
-        if verdict == _STATIC or (verdict == _PAGE and method == "GET"):
-            return
         key = (get("service") or get("host") or "unknown", method, get("path_template") or path)
         session_id = event.session_id or self.context.session_id
         if session_id == self._last_session_id:
@@ -733,6 +759,17 @@ class Catalog(Stage[CatalogConfig]):
             session = self._sessions.get(session_id) or self._load(session_id)
             self._last_session_id, self._last_session = session_id, session
         endpoint = session.endpoints.get(key)
+        content_type = get("response_content_type")
+        verdict = self._verdicts.get(content_type)
+        if verdict is None:
+            verdict = self._verdict(content_type)
+        if verdict == _STATIC or (verdict == _PAGE and method == "GET"):
+            # Not a sample of the contract; still a call of a known endpoint (an HTML error
+            # page from a proxy in front of the API, say).
+            if endpoint is not None and endpoint.figures is not None:
+                endpoint.figures.observe(event.id, event.ts, data)
+                session.called.add(key)
+            return
         refined = get("template_refined_from")
         if endpoint is None:
             # A new endpoint: the tests on the path are made once per endpoint, not per call.
@@ -753,6 +790,9 @@ class Catalog(Stage[CatalogConfig]):
             session.dirty.add(key)
         if refined:
             self._fold(session, endpoint, refined)
+        if endpoint.figures is not None:
+            endpoint.figures.observe(event.id, event.ts, data)
+            session.called.add(key)
         if endpoint.observe(event, data, self.config):
             session.dirty.add(key)
         else:
@@ -790,8 +830,10 @@ class Catalog(Stage[CatalogConfig]):
             endpoint.absorb(old, self.config.sample_ids)
             session.dirty.discard(old_key)
             session.touched.discard(old_key)
+            session.called.discard(old_key)
             session.deleted.add(old.key)
             session.dirty.add((endpoint.service, endpoint.method, endpoint.template))
+            session.called.add((endpoint.service, endpoint.method, endpoint.template))
 
     # ---- the store -------------------------------------------------------------------------------
 
@@ -806,6 +848,12 @@ class Catalog(Stage[CatalogConfig]):
                 "SELECT service, method, path_template, data FROM endpoints WHERE session_id = ?",
                 [session_id],
             )
+            figures = {
+                row["key"]: row["data"]
+                for row in store.query(
+                    "SELECT key, data FROM endpoint_figures WHERE session_id = ?", [session_id]
+                )
+            }
         except Exception:
             log.exception("catalog: could not read the endpoints of session %s", session_id)
             return session
@@ -815,7 +863,9 @@ class Catalog(Stage[CatalogConfig]):
                 if not isinstance(data, dict) or data.get("version") != DATA_VERSION:
                     continue
                 key = (row["service"], row["method"], row["path_template"])
-                session.endpoints[key] = _Endpoint(*key, self.limits, data)
+                state = figures.get(endpoint_key(*key))
+                counted = Figures(json.loads(state)) if state is not None else None
+                session.endpoints[key] = _Endpoint(*key, self.limits, data, counted)
             except (ValueError, TypeError, KeyError):
                 log.warning("catalog: skipped an unreadable endpoints row in %s", session_id)
         return session
@@ -826,22 +876,28 @@ class Catalog(Stage[CatalogConfig]):
             return
         for session_id, session in self._sessions.items():
             keys = session.dirty | session.touched if counts_too else set(session.dirty)
-            if not keys and not session.deleted:
+            called = set(session.called)
+            if not keys and not called and not session.deleted:
                 continue
-            rows = [
-                session.endpoints[key].row(session_id)
-                for key in sorted(keys)
-                if key in session.endpoints
+            endpoints = session.endpoints
+            rows = [endpoints[key].row(session_id) for key in sorted(keys) if key in endpoints]
+            figures = [
+                row
+                for key in sorted(called)
+                if key in endpoints and (row := endpoints[key].figures_row(session_id))
             ]
             try:
                 if session.deleted:
                     # The store has no delete helper for derived rows; this runs in the worker
                     # thread, the store's writer, like replace_rows.
-                    store.query(
-                        "DELETE FROM endpoints WHERE session_id = ? AND key IN (SELECT unnest(?))",
-                        [session_id, sorted(session.deleted)],
-                    )
+                    for table in ("endpoints", "endpoint_figures"):
+                        store.query(
+                            f"DELETE FROM {table} WHERE session_id = ? "
+                            "AND key IN (SELECT unnest(?))",
+                            [session_id, sorted(session.deleted)],
+                        )
                 store.replace_rows("endpoints", rows)
+                store.replace_rows("endpoint_figures", figures)
             except Exception:
                 # Kept dirty, so the next write tries again; an exception here must not make
                 # the engine replay the batch (the events would be counted twice).
@@ -850,6 +906,7 @@ class Catalog(Stage[CatalogConfig]):
             session.deleted.clear()
             session.dirty -= keys
             session.touched -= keys
+            session.called -= called
 
     def flush(self) -> None:
         self._write(counts_too=True)

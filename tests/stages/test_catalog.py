@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from rsproxy.analysis.figures import Figures
 from rsproxy.events import Event
 from rsproxy.pipeline.engine import Pipeline
 from rsproxy.pipeline.spec import parse_spec
@@ -557,6 +558,83 @@ def test_a_new_stage_instance_continues_from_the_stored_rows(store: Store) -> No
     body = data["responses"]["200"]["body"]
     assert body["samples"] == 2
     assert body["schema"]["required"] == ["id"]  # "name" became optional across instances
+
+
+def stored_figures(store: Store) -> dict[str, dict[str, Any]]:
+    rows = store.query("SELECT key, data FROM endpoint_figures WHERE session_id = ?", [SESSION])
+    return {r["key"]: Figures(json.loads(r["data"])).summary() for r in rows}
+
+
+def test_figures_are_written_at_every_write_and_carried_across_instances(store: Store) -> None:
+    first = stage(store, write_interval_ms=0)
+    run(first, http("/api/a", response_body={"id": 1}, timings={"total_ms": 10.0}))
+    # the second call brings no news for the contract, yet its figures are written while busy
+    run(first, http("/api/a", status=404, timings={"total_ms": 30.0}))
+    figures = stored_figures(store)["app GET /api/a"]
+    assert (figures["calls"], figures["client_errors"], figures["p50"]) == (2, 1, 20.0)
+    first.close()
+    second = stage(store)  # a hot reload: it counts on from the stored figures
+    run(second, http("/api/a", status=None, error="reset", timings={}))
+    second.close()
+    figures = stored_figures(store)["app GET /api/a"]
+    assert figures["calls"] == 3 and figures["server_errors"] == 1
+    assert figures["status_codes"] == {"200": 1, "404": 1, "none": 1}
+    assert figures["timed"] == 2  # the dropped call had no latency
+
+
+def test_a_page_answered_by_a_known_endpoint_is_a_call_not_a_sample() -> None:
+    catalog = stage()
+    run(
+        catalog,
+        http("/api/a", response_body={"id": 1}),
+        http("/api/a", status=502, response_content_type="text/html", response_body="<h1>bad"),
+        http("/static/app.css", response_content_type="text/css"),  # no endpoint to count in
+    )
+    endpoint = catalog._sessions[SESSION].endpoints[("app", "GET", "/api/a")]
+    assert endpoint.figures is not None and endpoint.figures.summary()["status_codes"] == {
+        "200": 1,
+        "502": 1,
+    }
+    assert list(endpoints(catalog)) == ["app GET /api/a"]
+    assert endpoints(catalog)["app GET /api/a"]["seen"] == 1
+
+
+def test_folded_endpoints_figures_are_merged_and_their_rows_deleted(store: Store) -> None:
+    catalog = stage(store)
+    run(
+        catalog,
+        http("/api/teams/alpha", timings={"total_ms": 10.0}),
+        http("/api/teams/beta", status=500, timings={"total_ms": 20.0}),
+    )
+    catalog.flush()
+    assert sorted(stored_figures(store)) == ["app GET /api/teams/alpha", "app GET /api/teams/beta"]
+    run(
+        catalog,
+        http(
+            "/api/teams/gamma",
+            "/api/teams/{teamId}",
+            template_refined_from=["/api/teams/alpha", "/api/teams/beta"],
+            timings={"total_ms": 30.0},
+        ),
+    )
+    catalog.flush()
+    figures = stored_figures(store)
+    assert list(figures) == ["app GET /api/teams/{teamId}"]
+    merged = figures["app GET /api/teams/{teamId}"]
+    assert (merged["calls"], merged["server_errors"], merged["p50"]) == (3, 1, 20.0)
+
+
+def test_an_endpoint_stored_without_figures_keeps_none(store: Store) -> None:
+    first = stage(store)
+    run(first, http("/api/a", response_body={"id": 1}))
+    first.close()
+    # as a store written before figures were kept
+    store.query("DELETE FROM endpoint_figures")
+    second = stage(store)
+    run(second, http("/api/a"), http("/api/b"))
+    second.close()
+    # counting on from the middle would be wrong: /api/a has none, the new /api/b has its own
+    assert list(stored_figures(store)) == ["app GET /api/b"]
 
 
 def test_a_failing_event_is_isolated_and_passed_on(store: Store) -> None:

@@ -1,0 +1,308 @@
+"""An endpoint's figures, kept as its exchanges arrive: calls, outcomes, latency, error samples.
+
+The ``catalog`` stage keeps one ``Figures`` per endpoint and stores its state in the
+``endpoint_figures`` table, so the catalog, health and service-map answers read a few hundred
+small records instead of grouping every ``http`` row of a session at each question (over a
+large session those scans were most of an answer's time). The figures follow the rules the
+reports used on the ``http`` table:
+
+* an exchange with no response or a 5xx is a server error, a 4xx a client error, anything else
+  a success (``last_success`` is the newest of those);
+* the auth pattern is the capture's (``none`` when absent), hosts are the exchanges' hosts;
+* latency is ``timings.total_ms``, first request byte to last response byte; an exchange
+  without it counts as a call but not as a timed one;
+* error samples are the newest exchanges with no response or a status of 400 and up, with the
+  first ``ERROR_BODY_CHARS`` of a text body.
+
+Latency quantiles are computed as DuckDB's ``quantile_cont`` does (linear interpolation between
+the two order statistics around ``q * (n - 1)``). The first ``EXACT_LIMIT`` latencies are kept
+as they are, so an endpoint called that few times has exact quantiles; every latency also goes
+into a histogram of logarithmic buckets (each ``GAMMA`` times wider than the last), from which
+a busier endpoint's quantiles are read to within 1 % of the true value — clamped to the
+smallest and largest latency seen, which are exact. Histograms add, so figures merge when the
+templater folds one endpoint into another, and a service's figures are its endpoints' merged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+GAMMA = 1.02  # bucket i holds latencies in (GAMMA ** (i - 1), GAMMA ** i]: ±1 % at worst
+_LOG_GAMMA = math.log(GAMMA)
+EXACT_LIMIT = 64  # latencies kept exactly per endpoint before the histogram alone answers
+ERROR_SAMPLES = 20  # the newest error exchanges kept per endpoint (the reports' maximum)
+ERROR_BODY_CHARS = 200
+MAX_HOSTS = 50
+
+
+class Latencies:
+    """Latencies in milliseconds: count, min, max, a log-bucket histogram, the first few exactly."""
+
+    __slots__ = ("buckets", "count", "exact", "high", "low", "zeros")
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        state = state or {}
+        self.count: int = int(state.get("n") or 0)
+        self.low: float | None = state.get("lo")
+        self.high: float | None = state.get("hi")
+        self.zeros: int = int(state.get("z") or 0)  # latencies of 0 ms (or a clock's negative)
+        self.buckets: dict[int, int] = {int(k): int(v) for k, v in (state.get("b") or {}).items()}
+        exact = state.get("x", [] if not self.count else None)
+        # None once more than EXACT_LIMIT latencies were seen: from then on the histogram answers.
+        self.exact: list[float] | None = list(exact) if exact is not None else None
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        if self.low is None or value < self.low:
+            self.low = value
+        if self.high is None or value > self.high:
+            self.high = value
+        exact = self.exact
+        if exact is not None:
+            if len(exact) < EXACT_LIMIT:
+                exact.append(value)
+            else:
+                self.exact = None
+        if value > 0:
+            index = math.ceil(math.log(value) / _LOG_GAMMA)
+            buckets = self.buckets
+            buckets[index] = buckets.get(index, 0) + 1
+        else:
+            self.zeros += 1
+
+    def absorb(self, other: Latencies) -> None:
+        if not other.count:
+            return
+        if self.exact is not None and other.exact is not None:
+            merged = self.exact + other.exact
+            self.exact = merged if len(merged) <= EXACT_LIMIT else None
+        else:
+            self.exact = None
+        self.count += other.count
+        self.zeros += other.zeros
+        for index, n in other.buckets.items():
+            self.buckets[index] = self.buckets.get(index, 0) + n
+        for value in (other.low, other.high):
+            if value is not None:
+                self.low = value if self.low is None else min(self.low, value)
+                self.high = value if self.high is None else max(self.high, value)
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """``quantile_cont`` of the latencies for each q in [0, 1]; None when there are none."""
+        if not self.count:
+            return [None for _ in qs]
+        if self.exact is not None:
+            return [_interpolate(sorted(self.exact).__getitem__, len(self.exact), q) for q in qs]
+        return [_interpolate(self._order_statistic(), self.count, q) for q in qs]
+
+    def _order_statistic(self) -> Any:
+        """A function from k to the k-th smallest latency (0-based), as the histogram tells it."""
+        low, high = self.low or 0.0, self.high or 0.0
+        edges: list[tuple[int, float]] = []  # (count of latencies up to here, bucket's value)
+        seen = self.zeros
+        if seen:
+            edges.append((seen, max(min(0.0, high), low)))
+        for index in sorted(self.buckets):
+            seen += self.buckets[index]
+            # The bucket's value is the point of least relative error in (GAMMA^(i-1), GAMMA^i].
+            value = 2 * GAMMA**index / (GAMMA + 1)
+            edges.append((seen, min(max(value, low), high)))
+
+        last = self.count - 1
+
+        def kth(k: int) -> float:
+            if k <= 0:
+                return low  # the extremes are known exactly
+            if k >= last:
+                return high
+            for upto, value in edges:
+                if k < upto:
+                    return value
+            return high
+
+        return kth
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "n": self.count,
+            "lo": self.low,
+            "hi": self.high,
+            "z": self.zeros,
+            "b": {str(k): v for k, v in self.buckets.items()},
+            "x": self.exact,
+        }
+
+
+def _interpolate(kth: Any, n: int, q: float) -> float:
+    rank = q * (n - 1)
+    below = math.floor(rank)
+    value = float(kth(below))
+    if rank > below:
+        value += (rank - below) * (float(kth(below + 1)) - value)
+    return value
+
+
+class Figures:
+    """What the reports say of an endpoint's calls, folded in one exchange at a time."""
+
+    __slots__ = (
+        "auth",
+        "calls",
+        "client_errors",
+        "errors",
+        "first_seen",
+        "hosts",
+        "last_seen",
+        "last_success",
+        "latency",
+        "server_errors",
+        "statuses",
+        "successes",
+    )
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        state = state or {}
+        self.calls: int = int(state.get("calls") or 0)
+        self.successes: int = int(state.get("successes") or 0)
+        self.server_errors: int = int(state.get("server_errors") or 0)
+        self.client_errors: int = int(state.get("client_errors") or 0)
+        self.statuses: dict[str, int] = dict(state.get("statuses") or {})  # "200", "none"
+        self.auth: dict[str, int] = dict(state.get("auth") or {})
+        self.hosts: list[str] = list(state.get("hosts") or [])
+        self.first_seen: float | None = state.get("first_seen")
+        self.last_seen: float | None = state.get("last_seen")
+        self.last_success: float | None = state.get("last_success")
+        self.latency = Latencies(state.get("latency"))
+        # Oldest first: {"t": ts, "id", "status", "body", "error"?}
+        self.errors: list[dict[str, Any]] = list(state.get("errors") or [])
+
+    def observe(self, event_id: str, ts: float, data: dict[str, Any]) -> None:
+        """Fold in one exchange (an ``http`` payload)."""
+        self.calls += 1
+        get = data.get
+        status = get("status")
+        code = "none" if status is None else str(status)
+        statuses = self.statuses
+        statuses[code] = statuses.get(code, 0) + 1
+        auth = get("auth") or "none"
+        self.auth[auth] = self.auth.get(auth, 0) + 1
+        host = get("host")
+        if host is not None and host not in self.hosts and len(self.hosts) < MAX_HOSTS:
+            self.hosts.append(host)
+        if self.first_seen is None or ts < self.first_seen:
+            self.first_seen = ts
+        if self.last_seen is None or ts > self.last_seen:
+            self.last_seen = ts
+        timings = get("timings")
+        if timings.__class__ is dict:
+            total = timings.get("total_ms")
+            if total.__class__ in (int, float):  # not a bool, not text
+                self.latency.add(total)
+        if status is None or status >= 400:
+            if status is None or status >= 500:
+                self.server_errors += 1
+            else:
+                self.client_errors += 1
+            self._error_sample(event_id, ts, status, data)
+        else:
+            self.successes += 1
+            if self.last_success is None or ts > self.last_success:
+                self.last_success = ts
+
+    def _error_sample(self, event_id: str, ts: float, status: int | None, data: dict) -> None:
+        body = data.get("response_body")
+        if not isinstance(body, str) or data.get("response_body_encoding") == "base64":
+            body = None
+        sample: dict[str, Any] = {
+            "t": ts,
+            "id": event_id,
+            "status": status,
+            "body": body[:ERROR_BODY_CHARS] if body is not None else None,
+        }
+        if data.get("error"):
+            sample["error"] = data["error"]
+        errors = self.errors
+        errors.append(sample)
+        if len(errors) > ERROR_SAMPLES:
+            del errors[0]
+
+    def absorb(self, other: Figures) -> None:
+        """Fold in another endpoint's figures (a template folded into this one's)."""
+        self.calls += other.calls
+        self.successes += other.successes
+        self.server_errors += other.server_errors
+        self.client_errors += other.client_errors
+        for mine, theirs in ((self.statuses, other.statuses), (self.auth, other.auth)):
+            for name, n in theirs.items():
+                mine[name] = mine.get(name, 0) + n
+        for host in other.hosts:
+            if host not in self.hosts and len(self.hosts) < MAX_HOSTS:
+                self.hosts.append(host)
+        self.first_seen = _pick(min, self.first_seen, other.first_seen)
+        self.last_seen = _pick(max, self.last_seen, other.last_seen)
+        self.last_success = _pick(max, self.last_success, other.last_success)
+        self.latency.absorb(other.latency)
+        merged = sorted(self.errors + other.errors, key=lambda s: (s["t"], s["id"]))
+        self.errors = merged[-ERROR_SAMPLES:]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "successes": self.successes,
+            "server_errors": self.server_errors,
+            "client_errors": self.client_errors,
+            "statuses": self.statuses,
+            "auth": self.auth,
+            "hosts": self.hosts,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "last_success": self.last_success,
+            "latency": self.latency.state(),
+            "errors": self.errors,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as the reports give them (the keys of reports/catalog.py's ``_stats``)."""
+        p50, p95 = self.latency.quantiles((0.5, 0.95))
+        codes = sorted(int(code) for code in self.statuses if code != "none")
+        status_codes = {str(code): self.statuses[str(code)] for code in codes}
+        if "none" in self.statuses:
+            status_codes["none"] = self.statuses["none"]
+        return {
+            "calls": self.calls,
+            "successes": self.successes,
+            "server_errors": self.server_errors,
+            "client_errors": self.client_errors,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "last_success": self.last_success,
+            "hosts": sorted(self.hosts),
+            "status_codes": status_codes,
+            "auth": dict(sorted(self.auth.items(), key=lambda item: (-item[1], item[0]))),
+            "timed": self.latency.count,
+            "p50": p50,
+            "p95": p95,
+        }
+
+    def error_samples(self, n: int) -> list[dict[str, Any]]:
+        """The newest ``n`` error exchanges, newest first."""
+        picked = sorted(self.errors, key=lambda s: (s["t"], s["id"]), reverse=True)[:n]
+        return [{k: v for k, v in sample.items() if k != "t"} for sample in picked]
+
+
+def merged(figures: Iterable[Figures]) -> Figures:
+    """One set of figures for many endpoints (a service's)."""
+    total = Figures()
+    for one in figures:
+        total.absorb(one)
+    return total
+
+
+def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return float(choose(a, b))
