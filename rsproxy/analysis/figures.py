@@ -26,11 +26,18 @@ templater folds one endpoint into another, and a service's figures are its endpo
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 GAMMA = 1.02  # bucket i holds latencies in (GAMMA ** (i - 1), GAMMA ** i]: ±1 % at worst
 _LOG_GAMMA = math.log(GAMMA)
+# Latencies are bucketed within these bounds (ms): a histogram's buckets run from its smallest
+# to its largest index, so one absurd value must not stretch it over thousands of empty ones.
+# Outside them only the exact low and high matter, and those are kept apart.
+_FLOOR_INDEX = math.ceil(math.log(0.01) / _LOG_GAMMA)
+_CEILING_INDEX = math.ceil(math.log(1e9) / _LOG_GAMMA)
 EXACT_LIMIT = 64  # latencies kept exactly per endpoint before the histogram alone answers
 ERROR_SAMPLES = 20  # the newest error exchanges kept per endpoint (the reports' maximum)
 ERROR_BODY_CHARS = 200
@@ -38,9 +45,12 @@ MAX_HOSTS = 50
 
 
 class Latencies:
-    """Latencies in milliseconds: count, min, max, a log-bucket histogram, the first few exactly."""
+    """Latencies in milliseconds: count, min, max, a log-bucket histogram, the first few exactly.
 
-    __slots__ = ("buckets", "count", "exact", "high", "low", "zeros")
+    The histogram is a list of counts for consecutive bucket indexes from ``offset``: what a
+    report reads is one JSON array, and a quantile is one walk along it."""
+
+    __slots__ = ("count", "counts", "exact", "high", "low", "offset", "zeros")
 
     def __init__(self, state: dict[str, Any] | None = None) -> None:
         state = state or {}
@@ -48,7 +58,8 @@ class Latencies:
         self.low: float | None = state.get("lo")
         self.high: float | None = state.get("hi")
         self.zeros: int = int(state.get("z") or 0)  # latencies of 0 ms (or a clock's negative)
-        self.buckets: dict[int, int] = {int(k): int(v) for k, v in (state.get("b") or {}).items()}
+        self.offset: int = int(state.get("o") or 0)  # the bucket index of counts[0]
+        self.counts: list[int] = list(state.get("b") or [])
         exact = state.get("x", [] if not self.count else None)
         # None once more than EXACT_LIMIT latencies were seen: from then on the histogram answers.
         self.exact: list[float] | None = list(exact) if exact is not None else None
@@ -67,10 +78,24 @@ class Latencies:
                 self.exact = None
         if value > 0:
             index = math.ceil(math.log(value) / _LOG_GAMMA)
-            buckets = self.buckets
-            buckets[index] = buckets.get(index, 0) + 1
+            self._bump(min(max(index, _FLOOR_INDEX), _CEILING_INDEX), 1)
         else:
             self.zeros += 1
+
+    def _bump(self, index: int, n: int) -> None:
+        counts = self.counts
+        if not counts:
+            self.offset = index
+            counts.append(n)
+            return
+        at = index - self.offset
+        if at < 0:
+            counts[0:0] = [0] * -at
+            self.offset = index
+            at = 0
+        elif at >= len(counts):
+            counts.extend([0] * (at - len(counts) + 1))
+        counts[at] += n
 
     def absorb(self, other: Latencies) -> None:
         if not other.count:
@@ -82,8 +107,9 @@ class Latencies:
             self.exact = None
         self.count += other.count
         self.zeros += other.zeros
-        for index, n in other.buckets.items():
-            self.buckets[index] = self.buckets.get(index, 0) + n
+        for at, n in enumerate(other.counts):
+            if n:
+                self._bump(other.offset + at, n)
         for value in (other.low, other.high):
             if value is not None:
                 self.low = value if self.low is None else min(self.low, value)
@@ -94,35 +120,38 @@ class Latencies:
         if not self.count:
             return [None for _ in qs]
         if self.exact is not None:
-            return [_interpolate(sorted(self.exact).__getitem__, len(self.exact), q) for q in qs]
-        return [_interpolate(self._order_statistic(), self.count, q) for q in qs]
+            ordered = sorted(self.exact)
+            return [_interpolate(ordered.__getitem__, len(ordered), q) for q in qs]
+        n = self.count
+        ranks = {k for q in qs for k in _ranks(q, n)}
+        values = self._order_statistics(ranks)
+        return [_interpolate(values.__getitem__, n, q) for q in qs]
 
-    def _order_statistic(self) -> Any:
-        """A function from k to the k-th smallest latency (0-based), as the histogram tells it."""
-        low, high = self.low or 0.0, self.high or 0.0
-        edges: list[tuple[int, float]] = []  # (count of latencies up to here, bucket's value)
-        seen = self.zeros
-        if seen:
-            edges.append((seen, max(min(0.0, high), low)))
-        for index in sorted(self.buckets):
-            seen += self.buckets[index]
-            # The bucket's value is the point of least relative error in (GAMMA^(i-1), GAMMA^i].
-            value = 2 * GAMMA**index / (GAMMA + 1)
-            edges.append((seen, min(max(value, low), high)))
-
+    def _order_statistics(self, ranks: Iterable[int]) -> dict[int, float]:
+        """The k-th smallest latency (0-based) for each k of ``ranks``, as the histogram tells
+        it: a bucket's value is the point of least relative error in (GAMMA^(i-1), GAMMA^i],
+        clamped to the exact low and high, which are the extremes' own values."""
+        low = self.low if self.low is not None else 0.0
+        high = self.high if self.high is not None else 0.0
         last = self.count - 1
-
-        def kth(k: int) -> float:
+        # starts[j]: how many latencies lie below bucket j (the zeros first).
+        starts = list(accumulate(self.counts, initial=self.zeros))
+        out: dict[int, float] = {}
+        for k in ranks:
             if k <= 0:
-                return low  # the extremes are known exactly
-            if k >= last:
-                return high
-            for upto, value in edges:
-                if k < upto:
-                    return value
-            return high
-
-        return kth
+                out[k] = low
+            elif k >= last:
+                out[k] = high
+            elif k < self.zeros:
+                out[k] = max(min(0.0, high), low)
+            else:
+                j = bisect_right(starts, k) - 1
+                if j >= len(self.counts):
+                    out[k] = high
+                else:
+                    value = 2 * GAMMA ** (self.offset + j) / (GAMMA + 1)
+                    out[k] = min(max(value, low), high)
+        return out
 
     def state(self) -> dict[str, Any]:
         return {
@@ -130,9 +159,17 @@ class Latencies:
             "lo": self.low,
             "hi": self.high,
             "z": self.zeros,
-            "b": {str(k): v for k, v in self.buckets.items()},
+            "o": self.offset,
+            "b": self.counts,
             "x": self.exact,
         }
+
+
+def _ranks(q: float, n: int) -> tuple[int, ...]:
+    """The order statistics ``quantile_cont(q)`` of ``n`` values interpolates between."""
+    rank = q * (n - 1)
+    below = math.floor(rank)
+    return (below, below + 1) if rank > below else (below,)
 
 
 def _interpolate(kth: Any, n: int, q: float) -> float:

@@ -87,6 +87,15 @@ def test_zero_and_negative_latencies_are_counted_below_every_bucket() -> None:
     assert got[1] == pytest.approx(exact[0][1], rel=0.01)
 
 
+def test_absurd_latencies_do_not_stretch_the_histogram() -> None:
+    values = [1e-12, 1e15] + [float(n) for n in range(1, EXACT_LIMIT + 100)]
+    histogram = latencies(values)
+    assert len(histogram.counts) < 2000  # 0.01 ms to 1e9 ms at most, not 1e-12 to 1e15
+    low, median, high = histogram.quantiles((0.0, 0.5, 1.0))
+    assert (low, high) == (1e-12, 1e15)
+    assert median == pytest.approx(duckdb_quantiles(values)[0], rel=0.01)
+
+
 def test_merged_latencies_equal_those_of_all_the_values() -> None:
     rng = random.Random(3)
     parts = [[rng.lognormvariate(4, 1) for _ in range(n)] for n in (5, 40, 300, 0, 1)]
