@@ -49,6 +49,7 @@ from rsproxy.pipeline.engine import Pipeline
 from rsproxy.pipeline.spec import default_pipeline_path, load_spec
 from rsproxy.pipeline.stage import StageContext
 from rsproxy.project import Project
+from rsproxy.runtime import tune_gc
 from rsproxy.store import SessionInfo, Store
 
 BUDGET_MS = 100.0
@@ -494,7 +495,9 @@ def main() -> int:
                 *timed_variants(project, name, variants, args.reps),
             ]
         # The live path: the daemon holds the store open (its writer's connection, one DuckDB
-        # thread) and runs each report on a cursor of it, warm.
+        # thread) and runs each report on a cursor of it, warm, its collector set up as the
+        # daemon sets it.
+        tune_gc()
         warm: dict[str, list[float]] = {}
         daemon_store = Store.open(project.store_path)
         ctx = reports.ReportContext(daemon_store, current_session=sessions[0])

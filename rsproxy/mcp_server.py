@@ -1063,4 +1063,13 @@ def main() -> None:
     )
     # One line per daemon API call is noise in the client's log; warnings still show.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The server lives as long as the agent's session and answers from the store itself when no
+    # daemon runs: its collector is set up as the daemon's, with the store's modules loaded
+    # first, so an answer's many short-lived objects do not set off passes over the SDK's.
+    from rsproxy import reports
+    from rsproxy.client import StoreReader  # noqa: F401
+    from rsproxy.runtime import tune_gc
+
+    reports.load()
+    tune_gc()
     server.run("stdio")

@@ -35,7 +35,8 @@ GAMMA = 1.02  # bucket i holds latencies in (GAMMA ** (i - 1), GAMMA ** i]: ±1 
 _LOG_GAMMA = math.log(GAMMA)
 # Latencies are bucketed within these bounds (ms): a histogram's buckets run from its smallest
 # to its largest index, so one absurd value must not stretch it over thousands of empty ones.
-# Outside them only the exact low and high matter, and those are kept apart.
+# A latency outside them counts in the nearest end bucket; the quantiles near it are clamped
+# to the exact low and high anyway.
 _FLOOR_INDEX = math.ceil(math.log(0.01) / _LOG_GAMMA)
 _CEILING_INDEX = math.ceil(math.log(1e9) / _LOG_GAMMA)
 EXACT_LIMIT = 64  # latencies kept exactly per endpoint before the histogram alone answers
@@ -48,7 +49,7 @@ class Latencies:
     """Latencies in milliseconds: count, min, max, a log-bucket histogram, the first few exactly.
 
     The histogram is a list of counts for consecutive bucket indexes from ``offset``: what a
-    report reads is one JSON array, and a quantile is one walk along it."""
+    report reads is one JSON array, and a quantile is a bisection of its running sum."""
 
     __slots__ = ("count", "counts", "exact", "high", "low", "offset", "zeros")
 
@@ -220,13 +221,17 @@ class Figures:
         self.calls += 1
         get = data.get
         status = get("status")
+        if status.__class__ is not int:
+            status = None  # not a status code (None, or a capture's garbage)
         code = "none" if status is None else str(status)
         statuses = self.statuses
         statuses[code] = statuses.get(code, 0) + 1
-        auth = get("auth") or "none"
+        auth = get("auth")
+        if not auth or auth.__class__ is not str:
+            auth = "none"
         self.auth[auth] = self.auth.get(auth, 0) + 1
         host = get("host")
-        if host is not None and host not in self.hosts and len(self.hosts) < MAX_HOSTS:
+        if host.__class__ is str and host not in self.hosts and len(self.hosts) < MAX_HOSTS:
             self.hosts.append(host)
         if self.first_seen is None or ts < self.first_seen:
             self.first_seen = ts

@@ -143,6 +143,15 @@ def test_outcomes_statuses_auth_hosts_and_times() -> None:
     }
 
 
+def test_fields_of_the_wrong_type_count_as_missing() -> None:
+    f = Figures()
+    f.observe("e1", 1.0, exchange("200", auth=["bearer"], host=None))  # type: ignore[arg-type]
+    f.observe("e2", 2.0, exchange(True, auth=7, host=3))  # type: ignore[arg-type]
+    summary = f.summary()
+    assert summary["status_codes"] == {"none": 2} and summary["server_errors"] == 2
+    assert summary["auth"] == {"none": 2} and summary["hosts"] == []
+
+
 def test_error_samples_are_the_newest_text_bodies_cut_short() -> None:
     f = Figures()
     for n in range(ERROR_SAMPLES + 5):
