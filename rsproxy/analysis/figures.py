@@ -79,7 +79,12 @@ class Latencies:
                 self.exact = None
         if value > 0:
             index = math.ceil(math.log(value) / _LOG_GAMMA)
-            self._bump(min(max(index, _FLOOR_INDEX), _CEILING_INDEX), 1)
+            at = index - self.offset
+            counts = self.counts
+            if 0 <= at < len(counts):  # the common case: a bucket the histogram spans already
+                counts[at] += 1
+            else:
+                self._bump(min(max(index, _FLOOR_INDEX), _CEILING_INDEX), 1)
         else:
             self.zeros += 1
 
