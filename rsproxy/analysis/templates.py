@@ -177,6 +177,15 @@ def _shape(segment: str) -> str | None:
     return None
 
 
+def _plain_id(segment: str) -> bool:
+    """Whether a segment is a UUID or a hash of a usual length (ObjectID, MD5, SHA-1, SHA-256):
+    the commonest ids after numbers, which ``_shape`` calls ids too, told by length first."""
+    n = len(segment)
+    if n == 36:
+        return _UUID.fullmatch(segment) is not None
+    return n in (24, 32, 40, 64) and _HEX.fullmatch(segment) is not None
+
+
 def segment_marker(segment: str) -> str | None:
     """A segment's marker from its shape alone; ``name.ext`` keeps its extension (``\\x00i.json``)."""
     marker = _shape(segment)
@@ -474,6 +483,8 @@ class PathTemplater:
         return None
 
     def _marker(self, segment: str) -> str | None:
+        if _plain_id(segment):
+            return ID  # each UUID or hash is new: not worth the call below nor a cache entry
         markers = self._markers
         marker = segment_marker(segment)
         if len(markers) > self.cache_size:

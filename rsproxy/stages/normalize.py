@@ -57,6 +57,7 @@ log = logging.getLogger("rsproxy.normalize")
 
 _WARM_START_ROWS = 50_000
 _URL_CACHE = 20_000
+_DIALECT_KEYS = ("dialect", "db_system", "system", "engine", "database")
 _FORM = re.compile(r"[\w.%\[\]-]+=[^&\s]*(?:&[\w.%\[\]-]+=[^&\s]*)*")
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG", "image/png"),
@@ -423,15 +424,14 @@ class Normalize(Stage[NormalizeConfig]):
         text = data.get("text")
         if not isinstance(text, str) or "fingerprint" in data:
             return
-        system = next(
-            (
-                data[k]
-                for k in ("dialect", "db_system", "system", "engine", "database")
-                if isinstance(data.get(k), str) and dialect_of(data[k])
-            ),
-            None,
-        )
-        info = _safely(analyze, text, dialect_of(system))
+        dialect = None
+        for key in _DIALECT_KEYS:  # the first field naming a system sqlglot knows
+            value = data.get(key)
+            if isinstance(value, str):
+                dialect = dialect_of(value)
+                if dialect:
+                    break
+        info = _safely(analyze, text, dialect)
         if info is not None:
             data.update(info.as_payload())
 

@@ -10,6 +10,8 @@ fingerprinter.
 
 from __future__ import annotations
 
+import random
+import re
 import shutil
 import subprocess
 import uuid
@@ -18,7 +20,14 @@ from typing import NamedTuple
 
 import pytest
 
-from rsproxy.analysis.sql import analyze, dialect_of, pattern_key, postgrest_sql
+from rsproxy.analysis.sql import (
+    _LEXEME_KINDS,
+    _LEXEMES,
+    analyze,
+    dialect_of,
+    pattern_key,
+    postgrest_sql,
+)
 from rsproxy.testing import services_required
 
 
@@ -295,6 +304,21 @@ def test_commands_and_transactions() -> None:
     assert (vacuum.fingerprint, vacuum.statement_type) == ("VACUUM ANALYZE users", "vacuum")
     create = analyze("CREATE INDEX idx_orders_user ON orders (user_id)", "postgres")
     assert (create.statement_type, create.tables) == ("create", ("orders",))
+
+
+def test_the_lexer_shortcut_finds_the_same_spans() -> None:
+    # _LEXEMES tests a lexeme's first character before trying its alternatives: on any text it
+    # must find the same spans, of the same kinds, as the alternatives alone.
+    slow = re.compile(_LEXEME_KINDS, re.VERBOSE | re.DOTALL)
+    pieces = [*"abEeNnBbXx_ 019.$-/*'\"`[]%():?@,\n\\s", "--", "/*", "*/", "$$", "$a$", "''"]
+    pieces += ["%(x)s", "%s", "1e5", "1.5", ".5", ":name", "::int", "E'", "x'", "N'", "IN (?, ?)"]
+    rng = random.Random(11)
+    texts = [case.literal for case in POSTGRES] + [
+        "".join(rng.choice(pieces) for _ in range(rng.randrange(40))) for _ in range(20_000)
+    ]
+    for text in texts:
+        fast_spans = [(m.span(), m.lastgroup) for m in _LEXEMES.finditer(text)]
+        assert fast_spans == [(m.span(), m.lastgroup) for m in slow.finditer(text)], text
 
 
 def test_pattern_key_keeps_identifiers_and_drops_comments() -> None:

@@ -7,9 +7,20 @@ once, on the right events, and later calls for the old paths get the new templat
 
 from __future__ import annotations
 
+import random
+import uuid
+
 import pytest
 
-from rsproxy.analysis.templates import PathTemplater, parse_pinned, segment_marker, singular
+from rsproxy.analysis.templates import (
+    ID,
+    PathTemplater,
+    _plain_id,
+    _shape,
+    parse_pinned,
+    segment_marker,
+    singular,
+)
 
 ID_SHAPES = {
     "numeric": "42",
@@ -259,3 +270,48 @@ def test_odd_paths_do_not_break_it() -> None:
     deep = "/" + "/".join(["x"] * 100) + "/42"
     assert templater.template("app", "GET", deep).template.endswith("/x/{xId}")
     assert templater.template("app", "GET", "/%zz/%E2%82%AC").template == "/%zz/%E2%82%AC"
+
+
+def test_the_uuid_and_hash_shortcut_agrees_with_the_full_shape_test() -> None:
+    # _plain_id spares the common ids the full shape test and the marker cache: where it says
+    # "an id", _shape must too; and it must say so for every UUID and usual-length hash.
+    rng = random.Random(3)
+    ids = []
+    for _ in range(5_000):
+        ids.append(str(uuid.UUID(int=rng.getrandbits(128))))
+        bits = rng.choice([96, 128, 160, 256])
+        ids.append(f"{rng.getrandbits(bits) | 1 << (bits - 1):x}")  # full length, no lost 0s
+    assert all(_plain_id(segment) for segment in ids)
+    alphabet = "0123456789abcdefABCDEFghxz-_."
+    others = [*ID_SHAPES.values(), "", "-" * 36, "g" * 24, "a" * 24, "a" * 16, "abcdef" * 6]
+    for _ in range(20_000):
+        length = rng.choice([16, 24, 32, 36, 40, 64, 65, rng.randrange(1, 70)])
+        others.append("".join(rng.choice(alphabet) for _ in range(length)))
+    for segment in ids + others:
+        if _plain_id(segment):
+            assert _shape(segment) == ID and segment_marker(segment) == ID, segment
+
+
+def test_templates_do_not_depend_on_what_the_caches_hold() -> None:
+    # The same paths through a templater whose caches hold almost nothing (so every segment is
+    # classified and every path walked afresh) give the same results, folds included.
+    rng = random.Random(5)
+    words = ["users", "orders", "me", "v1", "api", "settings", "x.json", "cus_NffrFeUfNV2Hib"]
+    paths = []
+    for _ in range(3_000):
+        ident = rng.choice(
+            [
+                str(rng.randrange(100)),
+                str(uuid.UUID(int=rng.getrandbits(128))),
+                f"{rng.getrandbits(96):024x}",
+                f"w{rng.randrange(20)}",
+                rng.choice(words),
+            ]
+        )
+        paths.append(f"/api/{rng.choice(words)}/{ident}/{rng.choice(words)}")
+    cached, uncached = PathTemplater(cache_size=20_000), PathTemplater(cache_size=1_000)
+    for path in paths:
+        uncached._cache.clear()
+        uncached._markers.clear()
+        uncached._walks.clear()
+        assert cached.template("app", "GET", path) == uncached.template("app", "GET", path), path

@@ -258,6 +258,14 @@ def test_sql_events_get_fingerprints() -> None:
     assert "fingerprint" not in out[3].data
 
 
+def test_sql_events_take_the_first_field_that_names_a_known_system() -> None:
+    text = "SELECT `a` FROM `t` LIMIT 5, 10"
+    named = make_event("sql", text=text, dialect="nosuchdb", engine="mariadb", database="pg")
+    out = _run(_stage(), named, make_event("sql", text=text, dialect="mysql"))
+    assert out[0].data["fingerprint"] == out[1].data["fingerprint"]
+    assert out[0].data["fingerprint"] == "SELECT `a` FROM `t` LIMIT ? OFFSET ?"
+
+
 def test_graphql_events_keep_the_probes_figures_and_get_missing_ones() -> None:
     stage = _stage()
     probe = make_event(
