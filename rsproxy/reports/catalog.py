@@ -354,7 +354,11 @@ def _entries(
     stored = _stored_figures(ctx, session, rows)
     if stored is not None:
         stats = {key: f.summary() for key, f in stored.items()}
-        errors = {key: f.error_samples(error_samples) for key, f in stored.items()}
+        errors = (
+            {key: f.error_samples(error_samples) for key, f in stored.items()}
+            if error_samples > 0
+            else {}
+        )
     else:
         stats = _stats(ctx, session, params.service, rows)
         errors = _error_samples(ctx, session, params.service, error_samples)
