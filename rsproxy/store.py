@@ -19,6 +19,7 @@ instance (in the daemon) or a read-only connection (everywhere else).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -34,8 +35,17 @@ import pyarrow as pa
 from rsproxy.errors import NoStoreError, StoreError
 from rsproxy.events import Event
 
+log = logging.getLogger("rsproxy.store")
+
 STORE_VERSION = 5  # 2: `events` became a view over the per-kind tables; 3: http.service,
 # the `endpoints` and `issues` tables; 4: http.total_ms and http.ttfb_ms; 5: `endpoint_figures`
+
+# DuckDB folds its write-ahead log into the file when the log reaches this size. Every fold
+# recompresses the partly filled last row group of each table, so with DuckDB's default (16 MB) a
+# busy session had each stored row rewritten several times over, and commits cost about twice
+# what they do at this size (bench/pipeline_ingest.py). A quiet store folds its log at once
+# (``checkpoint_when_quiet``), so the larger log only lives through a burst of writes.
+CHECKPOINT_THRESHOLD = "64MB"
 
 _ENVELOPE = ("id", "ts", "session_id", "page_id", "source", "kind", "schema_version")
 _ENVELOPE_TYPES = ("VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER")
@@ -287,6 +297,8 @@ class Store:
         self._appenders: dict[str, Any] = {}
         self._staging: dict[str, tuple[str, list[str]]] = {}
         self._arrow_types: dict[str, list[pa.DataType | None]] = {}
+        self._unsaved = False  # written since the last checkpoint
+        self._last_write = 0.0  # time.monotonic() of the last write
 
     # ---- opening -----------------------------------------------------------------------------
 
@@ -315,6 +327,7 @@ class Store:
         # One DuckDB worker thread: the writer's small batches gain nothing from parallelism, and
         # a second busy thread would compete with the proxy for this machine's cores.
         conn.execute("SET threads = 1")
+        conn.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         found = conn.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
         while found is not None and found[0] in _MIGRATIONS:
@@ -373,6 +386,10 @@ class Store:
 
     # ---- writing (pipeline worker thread only) ------------------------------------------------
 
+    def _wrote(self) -> None:
+        self._unsaved = True
+        self._last_write = time.monotonic()
+
     def write_events(self, events: Sequence[Event]) -> None:
         """Insert a batch in one transaction, each event into its kind's table."""
         if not events:
@@ -428,6 +445,7 @@ class Store:
             else:
                 table_rows.append(row)
         conn = self._conn
+        self._wrote()
         conn.execute("BEGIN TRANSACTION")
         try:
             for name, table_rows in rows.items():
@@ -471,12 +489,14 @@ class Store:
     def write_dead_letters(self, rows: Iterable[tuple[float, str, str, str, Event]]) -> None:
         rows = list(rows)
         if rows:
+            self._wrote()
             self._conn.executemany(
                 "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?)",
                 [(ts, sid, stage, err, _dumps(ev.to_dict())) for ts, sid, stage, err, ev in rows],
             )
 
     def start_session(self, info: SessionInfo) -> None:
+        self._wrote()
         self._conn.execute(
             "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -513,6 +533,7 @@ class Store:
         ]
         names = ", ".join(columns)
         conn = self._conn
+        self._wrote()
         conn.execute("BEGIN TRANSACTION")
         try:
             self._append(staging, values)
@@ -555,6 +576,7 @@ class Store:
             return 0
         scope, value = ("service", service) if service is not None else ("host", host)
         marks = ", ".join("?" for _ in old)
+        self._wrote()
         found = self._conn.execute(
             f"""UPDATE http SET path_template = ?
                 WHERE session_id = ? AND method = ? AND {scope} = ? AND path_template IN ({marks})""",
@@ -563,10 +585,28 @@ class Store:
         return int(found[0]) if found else 0
 
     def end_session(self, session_id: str, ended_ms: float) -> None:
+        self._wrote()
         self._conn.execute("UPDATE sessions SET ended_ms = ? WHERE id = ?", [ended_ms, session_id])
 
     def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file: every committed write compressed in place."""
         self._conn.execute("CHECKPOINT")
+        self._unsaved = False
+
+    def checkpoint_when_quiet(self, quiet_s: float) -> bool:
+        """Checkpoint once nothing has been written for ``quiet_s`` seconds, so that a store
+        between bursts opens without replaying a log and holds no uncompressed writes in memory.
+        True when it checkpointed."""
+        if not self._unsaved or time.monotonic() - self._last_write < quiet_s:
+            return False
+        try:
+            self.checkpoint()
+        except duckdb.Error as exc:
+            # The log stays, and so do the writes: try again after another quiet spell.
+            self._last_write = time.monotonic()
+            log.warning("could not checkpoint the store %s: %s", self.path, exc)
+            return False
+        return True
 
     # ---- reading (any thread) -----------------------------------------------------------------
 

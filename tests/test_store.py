@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -348,6 +349,61 @@ def test_readonly_store_reads_but_cannot_write(store_path: Path) -> None:
         assert reader.counts() == {"console": 1}
     finally:
         reader.close()
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------
+
+
+def _wal(store_path: Path) -> Path:
+    return store_path.with_name(store_path.name + ".wal")
+
+
+def _wal_bytes(store_path: Path) -> int:
+    wal = _wal(store_path)
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_a_quiet_store_folds_its_log_into_the_file(store: Store, store_path: Path) -> None:
+    store.write_events([_event("custom", {"n": i}) for i in range(100)])
+    assert _wal_bytes(store_path) > 0
+    assert store.checkpoint_when_quiet(60.0) is False  # written a moment ago: not quiet yet
+    assert _wal_bytes(store_path) > 0
+    time.sleep(0.15)
+    assert store.checkpoint_when_quiet(0.1) is True
+    assert _wal_bytes(store_path) == 0
+    assert store.checkpoint_when_quiet(0.1) is False  # nothing new to fold
+    assert store.counts() == {"custom": 100}
+
+
+def test_every_kind_of_write_makes_the_store_due_a_checkpoint(store: Store) -> None:
+    info = SessionInfo(id="s1", project="p", source="proxy", target=None, started_ms=1.0)
+    writes = [
+        lambda: store.start_session(info),
+        lambda: store.write_events([_event("custom", {"n": 1})]),
+        lambda: store.replace_rows("issues", [{"session_id": "s1", "id": "i1", "count": 1}]),
+        lambda: store.rewrite_path_templates("s1", "GET", ["/a/1"], "/a/{id}", host="h"),
+        lambda: store.write_dead_letters([(1.0, "s1", "detect", "boom", _event("custom", {}))]),
+        lambda: store.end_session("s1", 2.0),
+    ]
+    for write in writes:
+        store.checkpoint()
+        write()
+        time.sleep(0.02)
+        assert store.checkpoint_when_quiet(0.01) is True
+
+
+def test_a_burst_larger_than_duckdbs_default_log_stays_in_the_log(
+    store: Store, store_path: Path
+) -> None:
+    # DuckDB folds its log at 16 MiB by default; each fold recompresses the last, partly filled
+    # row group of every table, so the store lets a burst grow the log further.
+    padding = "x" * 2_000
+    for _ in range(6):
+        store.write_events([_event("custom", {"n": i, "pad": padding}) for i in range(2_000)])
+    assert _wal_bytes(store_path) > 20 * 2**20
+    store.checkpoint()
+    assert _wal_bytes(store_path) == 0
+    assert store.counts() == {"custom": 12_000}
 
 
 # ---- a writer that dies ---------------------------------------------------------------------------

@@ -5,6 +5,10 @@ passes events on unchanged, so stages placed after it still see them. The store 
 to the runtime (one per daemon or replay), not to the stage, so a hot reload of the pipeline does
 not reopen the database.
 
+Writes reach DuckDB's write-ahead log at once; persist folds the log into the file
+(a checkpoint) once writes pause for ``checkpoint_quiet_s``, and DuckDB does so itself when a
+long burst fills the log (``rsproxy.store.CHECKPOINT_THRESHOLD``).
+
 When the ``normalize`` stage refines URL templates, the events that show it carry
 ``template_refined_from`` (the templates folded into their ``path_template``) and, on the event
 that caused the fold, ``template_refinements`` (every new template with the old ones folded into
@@ -31,6 +35,14 @@ class PersistConfig(StageConfig):
         default_factory=list,
         description="Event kinds not to store (they still pass on to later stages).",
     )
+    checkpoint_quiet_s: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "Once nothing has been written for this many seconds, fold the write-ahead log into "
+            "the file, so a store between bursts opens at once and holds no uncompressed writes."
+        ),
+    )
 
 
 class Persist(Stage[PersistConfig]):
@@ -42,6 +54,12 @@ class Persist(Stage[PersistConfig]):
 - type: persist
   exclude_kinds: [dom_mutation]
 """
+
+    def flush(self) -> None:
+        # The worker calls this whenever it is idle; the store checkpoints only after a pause.
+        store = self.context.store
+        if store is not None:
+            store.checkpoint_when_quiet(self.config.checkpoint_quiet_s)
 
     def process(self, batch: list[Event], failed: FailureSink) -> list[Event]:
         store = self.context.store

@@ -8,12 +8,14 @@ unchanged so stages after it see what it saw.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rsproxy.errors import PipelineError
 from rsproxy.events import Event
 from rsproxy.pipeline.engine import Pipeline
 from rsproxy.pipeline.spec import parse_spec
@@ -152,6 +154,28 @@ def test_persist_in_a_pipeline_writes_each_batch(store: Store) -> None:
     assert pipeline.stats()["persist"]["errors"] == 0
     [row] = store.query("SELECT request_headers FROM http")
     assert "abc.def.secret" not in row["request_headers"]  # redact ran before persist
+
+
+def test_a_pipeline_that_goes_quiet_has_its_log_folded_into_the_file(
+    store: Store, tmp_path: Path
+) -> None:
+    wal = tmp_path / "store.duckdb.wal"
+    spec = parse_spec(
+        "version: 1\nstages:\n  - type: persist\n    checkpoint_quiet_s: 0.1\n", "inline"
+    )
+    pipeline = Pipeline(spec, StageContext("test", "s1", store))
+    pipeline.run([_event("console", message=str(i)) for i in range(50)])
+    pipeline.flush()  # the worker's idle call, right after a batch: too soon
+    assert wal.exists() and wal.stat().st_size > 0
+    time.sleep(0.2)
+    pipeline.flush()
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert store.counts() == {"console": 50}
+
+
+def test_a_quiet_spell_must_be_positive() -> None:
+    with pytest.raises(PipelineError, match=r"checkpoint_quiet_s"):
+        parse_spec("version: 1\nstages:\n  - type: persist\n    checkpoint_quiet_s: 0\n", "x")
 
 
 def test_without_a_store_persist_fails_loudly() -> None:
