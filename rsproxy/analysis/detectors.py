@@ -82,6 +82,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from rsproxy.analysis.assets import ASSET_EXTENSIONS, ASSET_TYPE_MARKERS
 from rsproxy.events import Event
 
 Severity = Literal["high", "medium", "low"]
@@ -485,51 +486,10 @@ def template_of(data: dict[str, Any]) -> str:
     return "/".join("{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/"))
 
 
-_STATIC_EXT = frozenset(
-    {
-        ".js",
-        ".mjs",
-        ".cjs",
-        ".css",
-        ".map",
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".gif",
-        ".svg",
-        ".ico",
-        ".webp",
-        ".avif",
-        ".woff",
-        ".woff2",
-        ".ttf",
-        ".otf",
-        ".eot",
-        ".mp3",
-        ".mp4",
-        ".webm",
-        ".wasm",
-        ".html",
-        ".htm",
-        # data files served as they are (translations, manifests, feeds): not calls to an API
-        ".json",
-        ".webmanifest",
-        ".xml",
-        ".txt",
-    }
-)
-_NOT_API_TYPES = (
-    "text/html",
-    "text/css",
-    "javascript",
-    "ecmascript",
-    "image/",
-    "font/",
-    "audio/",
-    "video/",
-    "wasm",
-    "event-stream",
-)
+# Not calls to an API by their name: assets, and documents and data files served as they are
+# (translations, manifests, feeds).
+_NOT_API_EXTENSIONS = ASSET_EXTENSIONS | {".html", ".htm", ".json", ".xml", ".txt"}
+_NOT_API_TYPES = ("text/html", "event-stream", *ASSET_TYPE_MARKERS)
 _READS = frozenset({"GET", "HEAD"})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _EXPLICIT_AUTH = frozenset(
@@ -574,7 +534,7 @@ def _is_api_call(data: dict[str, Any], method: str, content: tuple[bool, bool, b
     if not isinstance(path, str):
         return True
     dot = path.rfind(".")
-    return dot < 0 or path[dot:].lower() not in _STATIC_EXT
+    return dot < 0 or path[dot:].lower() not in _NOT_API_EXTENSIONS
 
 
 def content_of(ctype: Any) -> tuple[bool, bool, bool]:

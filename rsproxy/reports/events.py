@@ -15,50 +15,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from rsproxy.analysis.assets import is_asset_path, is_asset_type, is_dev_server_path
 from rsproxy.errors import ReportError
 from rsproxy.reports import Params, ReportContext, report
 from rsproxy.reports.sql_guard import check_select
 from rsproxy.store import CONSOLE_TABLE, HTTP_TABLE, TABLE_FOR_KIND, Store, loads
 
 MAX_LIMIT = 500
-
-# Requests a developer rarely asks about: assets, and the dev server's own live-reload traffic.
-_STATIC_TYPES = ("image/", "font/", "text/css", "javascript", "audio/", "video/", "wasm")
-_STATIC_EXT = (
-    ".js",
-    ".mjs",
-    ".css",
-    ".map",
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".gif",
-    ".svg",
-    ".ico",
-    ".webp",
-    ".avif",
-    ".woff",
-    ".woff2",
-    ".ttf",
-    ".otf",
-    ".mp4",
-    ".webm",
-    ".wasm",
-)
-_HMR_MARKERS = (
-    "/@vite/",
-    "/@fs/",
-    "/@id/",
-    "/@react-refresh",
-    "/__vite",
-    "/node_modules/.vite/",
-    "/_next/webpack-hmr",
-    "/_next/static/",
-    ".hot-update.",
-    "/sockjs-node",
-    "/__webpack_hmr",
-    "/_nuxt/",
-)
 
 
 class ListParams(Params):
@@ -290,10 +253,8 @@ class NetworkParams(ListParams):
 
 def _is_static(row: dict[str, Any]) -> bool:
     path = (row.get("path") or "").lower()
-    if any(m in path for m in _HMR_MARKERS):
-        return True
-    ctype = (row.get("response_content_type") or "").lower()
-    return path.endswith(_STATIC_EXT) or any(t in ctype for t in _STATIC_TYPES)
+    ctype = row.get("response_content_type") or ""
+    return is_dev_server_path(path) or is_asset_path(path) or is_asset_type(ctype)
 
 
 @report("network_requests", NetworkParams)

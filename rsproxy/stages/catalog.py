@@ -56,6 +56,7 @@ from urllib.parse import parse_qs
 
 from pydantic import Field
 
+from rsproxy.analysis.assets import is_asset_path, is_asset_type
 from rsproxy.analysis.figures import Figures
 from rsproxy.analysis.schema import Limits, Schema, SchemaAccumulator, infer, object_of_texts
 from rsproxy.events import Event
@@ -84,15 +85,6 @@ _CURL_SKIP_HEADERS = frozenset(
         "proxy-connection",
         "x-rsproxy-request-id",  # the probe's correlation header, not the app's
     }
-)
-_STATIC_TYPE = re.compile(
-    r"^(?:text/css|(?:application|text)/(?:x-)?(?:javascript|ecmascript)|image/|font/|audio/|"
-    r"video/|application/(?:font-|x-font|wasm|manifest\+json))"
-)
-_STATIC_EXTENSION = re.compile(
-    r"\.(?:m?js|cjs|jsx|tsx?|css|map|png|jpe?g|gif|svg|ico|webp|avif|bmp|woff2?|ttf|otf|eot|"
-    r"mp4|webm|mp3|ogg|wasm|webmanifest)$",
-    re.IGNORECASE,
 )
 DEFAULT_EXCLUDE_PATHS = [
     "/__rsproxy/",
@@ -804,14 +796,14 @@ class Catalog(Stage[CatalogConfig]):
             data.get("websocket")
             or path.startswith(self._exclude)
             or (method == "OPTIONS" and _is_preflight(data))
-            or (not self.config.include_static and _STATIC_EXTENSION.search(path) is not None)
+            or (not self.config.include_static and is_asset_path(path))
         )
 
     def _verdict(self, content_type: str | None) -> int:
         """Whether a response of this content type is catalogued, judged once per value."""
         media = _media_type(content_type)
         verdict = _KEEP
-        if not self.config.include_static and _STATIC_TYPE.match(media):
+        if not self.config.include_static and is_asset_type(media):
             verdict = _STATIC
         elif not self.config.include_pages and media == "text/html":
             verdict = _PAGE
