@@ -18,6 +18,7 @@ instance (in the daemon) or a read-only connection (everywhere else).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -271,6 +272,14 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+def _log_left(path: Path) -> bool:
+    """Whether the store's write-ahead log holds writes not yet folded into the file."""
+    try:
+        return path.with_name(path.name + ".wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
 @dataclass
 class SessionInfo:
     id: str
@@ -351,6 +360,16 @@ class Store:
                 f"no store at {path}: nothing has been captured for this project yet. "
                 "Run `rsproxy start` (or `rsproxy replay FILE.har`) first."
             )
+        if _log_left(path):
+            # A writer was killed and left its write-ahead log, which every read-only open would
+            # replay in memory again. A reader can only open the file when no writer holds it,
+            # so fold the log in once now; should a writer have just started, it does so itself.
+            with contextlib.suppress(StoreError):
+                writer = cls.open(path)
+                try:
+                    writer.checkpoint()
+                finally:
+                    writer.close()
         try:
             conn = duckdb.connect(str(path), read_only=True)
         except duckdb.Error as exc:

@@ -434,6 +434,22 @@ def _run_writer(path: Path, ending: str) -> subprocess.Popen[str]:
     )
 
 
+def _kill_a_writer(path: Path) -> None:
+    """A writer that has written, killed before it could close the store."""
+    proc = _run_writer(path, "time.sleep(600)")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "written"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+
 def _assert_recovered(path: Path) -> None:
     reader = Store.open_readonly(path)
     try:
@@ -457,19 +473,19 @@ def test_store_opens_cleanly_after_its_writer_exits_without_closing(store_path: 
 
 
 def test_store_opens_cleanly_after_its_writer_is_killed(store_path: Path) -> None:
-    proc = _run_writer(store_path, "time.sleep(600)")
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "written"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    _kill_a_writer(store_path)
     _assert_recovered(store_path)
+
+
+def test_a_reader_folds_in_the_log_a_killed_writer_left(store_path: Path) -> None:
+    _kill_a_writer(store_path)
+    assert _wal_bytes(store_path) > 0  # the writes live in the log alone
+    reader = Store.open_readonly(store_path)
+    try:
+        assert _wal_bytes(store_path) == 0  # folded in once, not replayed by every reader
+        assert reader.counts(session_id="dead") == {"custom": 500, "console": 1}
+    finally:
+        reader.close()
 
 
 def test_a_store_held_by_another_process_is_a_store_error(store_path: Path) -> None:
