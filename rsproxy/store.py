@@ -11,9 +11,11 @@ Writes come from one thread only (the pipeline worker). A batch of events is one
 with one columnar insert per table: each column is converted to Arrow in C and DuckDB takes the
 Arrow table whole, many times cheaper than ``executemany`` and about twice as fast as DuckDB's
 appender (which remains the fallback for values Arrow will not convert). JSON values are
-encoded with orjson. Derived rows (``endpoints``, ``issues``) are staged through an appender and
-replaced with one ``INSERT OR REPLACE ... SELECT``. Readers use cursors of the same database
-instance (in the daemon) or a read-only connection (everywhere else).
+encoded with orjson. Derived rows (``endpoints``, ``issues``) are staged through an appender
+and replaced with one ``INSERT OR REPLACE ... SELECT``. DuckDB folds its write-ahead log into
+the file when a burst of writes has filled 64 MB of it, and the ``persist`` stage has it folded
+in once writes pause. Readers use cursors of the same database instance (in the daemon) or a
+read-only connection (everywhere else).
 """
 
 from __future__ import annotations
@@ -364,7 +366,7 @@ class Store:
             # A writer was killed and left its write-ahead log, which every read-only open would
             # replay in memory again. A reader can only open the file when no writer holds it,
             # so fold the log in once now; should a writer have just started, it does so itself.
-            with contextlib.suppress(StoreError):
+            with contextlib.suppress(StoreError, duckdb.Error):
                 writer = cls.open(path)
                 try:
                     writer.checkpoint()
