@@ -82,7 +82,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from rsproxy.analysis.assets import ASSET_EXTENSIONS, ASSET_TYPE_MARKERS
+from rsproxy.analysis.assets import ASSET_EXTENSIONS, ASSET_TYPE_MARKERS, extension
 from rsproxy.events import Event
 
 Severity = Literal["high", "medium", "low"]
@@ -533,8 +533,7 @@ def _is_api_call(data: dict[str, Any], method: str, content: tuple[bool, bool, b
     path = data.get("path")
     if not isinstance(path, str):
         return True
-    dot = path.rfind(".")
-    return dot < 0 or path[dot:].lower() not in _NOT_API_EXTENSIONS
+    return extension(path) not in _NOT_API_EXTENSIONS
 
 
 def content_of(ctype: Any) -> tuple[bool, bool, bool]:

@@ -116,10 +116,8 @@ class Latencies:
         for at, n in enumerate(other.counts):
             if n:
                 self._bump(other.offset + at, n)
-        for value in (other.low, other.high):
-            if value is not None:
-                self.low = value if self.low is None else min(self.low, value)
-                self.high = value if self.high is None else max(self.high, value)
+        self.low = _pick(min, self.low, other.low)
+        self.high = _pick(max, self.high, other.high)
 
     def quantiles(self, qs: Sequence[float]) -> list[float | None]:
         """``quantile_cont`` of the latencies for each q in [0, 1]; None when there are none."""
